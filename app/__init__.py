@@ -1,0 +1,124 @@
+"""Steadfast: the application factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from loguru import logger
+from redis import Redis
+
+from app.config import INSTANCE_DIR, Settings, load_settings
+from app.extensions import Api, db, migrate
+from app.logs import configure_logging
+from app.state import AppState, attach_state
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
+DATABASE_STATEMENT_TIMEOUT_MS = 5000
+DATABASE_CONNECT_TIMEOUT_S = 3
+REDIS_TIMEOUT_S = 1.0
+
+
+def create_app(
+    overrides: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> Flask:
+    """Build the app. `overrides` are environment variables laid over the process's own."""
+    if settings is None:
+        environ = None if overrides is None else {**os.environ, **overrides}
+        settings = load_settings(environ)
+    configure_logging(settings)
+    if settings.jwt_secret_is_dev_default:
+        logger.warning(
+            "JWT_SECRET is not set: using the PUBLIC development secret. "
+            "Tokens signed with it are forgeable; never run like this in production."
+        )
+
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.update(_flask_config(settings))
+    attach_state(app, _build_state(settings))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    _register_http_layer(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+
+    from app.services.passwords import warm_up
+
+    warm_up()
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "TESTING": settings.app_env == "test",
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.database_url),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "MAX_CONTENT_LENGTH": settings.max_content_length,
+        "API_TITLE": "Steadfast",
+        "API_VERSION": settings.version,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+
+
+def _engine_options(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite"):
+        Path(INSTANCE_DIR).mkdir(parents=True, exist_ok=True)
+        # Writers wait for the file lock instead of failing at once.
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_timeout": 5,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "connect_args": {
+            "connect_timeout": DATABASE_CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+            "application_name": "steadfast",
+        },
+    }
+
+
+def _build_state(settings: Settings) -> AppState:
+    from app.services.token_store import MemoryTokenStore, RedisTokenStore
+
+    redis = None
+    token_store: Any = MemoryTokenStore()
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        token_store = RedisTokenStore(redis)
+    return AppState(settings=settings, redis=redis, token_store=token_store)
+
+
+def _register_http_layer(app: Flask) -> None:
+    from app.api import register_blueprints
+    from app.errors.handlers import register_error_handlers
+    from app.middlewares.input_guards import init_input_guards
+    from app.middlewares.request_context import init_request_context
+
+    init_request_context(app)
+    init_input_guards(app)
+    api = Api(
+        app,
+        spec_kwargs={"info": {"description": "User accounts: registration, login, profile."}},
+    )
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    register_blueprints(api)
+    register_error_handlers(app)

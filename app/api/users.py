@@ -1,0 +1,37 @@
+"""/api/v1/users: registration and the caller's own account."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from app.api.errors import documents_errors
+from app.middlewares.auth import BEARER_SECURITY, auth_required, current_user
+from app.schemas.envelope import success_envelope
+from app.schemas.users import RegisterSchema, UserSchema
+from app.services import users as users_service
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="User accounts")
+
+
+def user_location(user_id: object) -> str:
+    return f"{blp.url_prefix}/{user_id}"
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(RegisterSchema)
+@blp.response(201, success_envelope(UserSchema), description="The account was created.")
+@documents_errors(blp, 400, 409, 413, 415, 422, 429)
+def register(payload: dict) -> tuple:
+    """Register a new account."""
+    user = users_service.register(**payload)
+    return {"data": user}, {"Location": user_location(user.id)}
+
+
+@blp.route("/me", methods=["GET"])
+@blp.doc(security=BEARER_SECURITY)
+@blp.response(200, success_envelope(UserSchema))
+@documents_errors(blp, 401, 403)
+@auth_required
+def get_me() -> dict:
+    """The authenticated user."""
+    return {"data": current_user()}

@@ -1,0 +1,1 @@
+"""Request middlewares: request id and access log, input guards, authentication."""

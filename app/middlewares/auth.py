@@ -1,0 +1,46 @@
+"""Bearer authentication for views: the token is checked by the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from app.errors import ForbiddenError, UnauthorizedError
+from app.models import User
+from app.services import auth as auth_service
+
+View = TypeVar("View", bound=Callable[..., Any])
+BEARER_SECURITY = [{"bearerAuth": []}]
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("A bearer token is required.")
+    return token.strip()
+
+
+def auth_required(view: View | None = None, *, role: str | None = None) -> Any:
+    """Require a valid access token (and `role`, if given); the user is `current_user()`."""
+
+    def decorate(func: View) -> View:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = auth_service.authenticate(_bearer_token())
+            g.current_user = user
+            g.user_id = str(user.id)
+            if role is not None and user.role != role:
+                raise ForbiddenError(f"This action needs the {role} role.")
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(view) if view is not None else decorate
+
+
+def current_user() -> User:
+    return g.current_user

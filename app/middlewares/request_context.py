@@ -1,0 +1,46 @@
+"""Request id in, request id out, and one access log line per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from loguru import logger
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is echoed into logs and headers: accept only short, plain tokens.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def incoming_request_id(raw: str | None) -> str:
+    if raw and _SANE_REQUEST_ID.match(raw):
+        return raw
+    return uuid.uuid4().hex
+
+
+def _start_request() -> None:
+    g.request_started = time.perf_counter()
+    g.request_id = incoming_request_id(request.headers.get(REQUEST_ID_HEADER))
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or incoming_request_id(None)
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+    logger.bind(
+        access=True,
+        method=request.method,
+        path=request.path,
+        status=response.status_code,
+        duration_ms=duration_ms,
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:200],
+    ).info("{} {} {}", request.method, request.path, response.status_code)
+    return response
+
+
+def init_request_context(app: Flask) -> None:
+    app.before_request(_start_request)
+    app.after_request(_finish_request)

@@ -1,0 +1,5 @@
+"""SQLAlchemy models; importing this package registers every table on the metadata."""
+
+from app.models.user import ROLES, User
+
+__all__ = ["ROLES", "User"]

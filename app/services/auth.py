@@ -1,0 +1,54 @@
+"""Authentication: login and the checks behind every authenticated request."""
+
+from __future__ import annotations
+
+import uuid
+
+from loguru import logger
+
+from app.errors import ForbiddenError, UnauthorizedError
+from app.models import User
+from app.repositories import users as users_repository
+from app.services import passwords, tokens
+from app.services.tokens import TokenClaims, TokenPair
+from app.services.users import normalise_email
+
+# One message for an unknown email and a wrong password: no account enumeration.
+INVALID_CREDENTIALS_MESSAGE = "Invalid email or password."
+DISABLED_MESSAGE = "This account is disabled."
+
+
+def login(email: str, password: str) -> TokenPair:
+    user = users_repository.find_by_email(normalise_email(email))
+    if user is None:
+        passwords.burn_verification_time(password)
+        raise UnauthorizedError(INVALID_CREDENTIALS_MESSAGE)
+    if not passwords.verify_password(user.password_hash, password):
+        raise UnauthorizedError(INVALID_CREDENTIALS_MESSAGE)
+    if not user.is_active:
+        raise ForbiddenError(DISABLED_MESSAGE)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+        users_repository.commit()
+        logger.bind(user_id=str(user.id)).info("password rehashed with current parameters")
+    return tokens.issue_pair(str(user.id))
+
+
+def user_for_claims(claims: TokenClaims) -> User:
+    """The live, active user a verified token speaks for, else 401/403."""
+    try:
+        user = users_repository.find_by_id(uuid.UUID(claims.subject))
+    except ValueError as error:
+        raise UnauthorizedError(tokens.INVALID_TOKEN_MESSAGE) from error
+    if user is None:
+        raise UnauthorizedError(tokens.INVALID_TOKEN_MESSAGE)
+    # Tokens issued before the last password change are dead (SPEC: change password).
+    if claims.issued_at < user.password_changed_at.timestamp() - 0.001:
+        raise UnauthorizedError(tokens.INVALID_TOKEN_MESSAGE)
+    if not user.is_active:
+        raise ForbiddenError(DISABLED_MESSAGE)
+    return user
+
+
+def authenticate(access_token: str) -> User:
+    return user_for_claims(tokens.decode(access_token, tokens.ACCESS))

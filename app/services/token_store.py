@@ -1,0 +1,99 @@
+"""Where revoked token ids and refresh-token families live: Redis when configured, else memory.
+
+Redis makes a revocation hold across workers and instances; the in-memory store is for
+development and tests without Redis, where one process is all there is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from app.errors import ServiceUnavailableError
+
+KEY_PREFIX = "steadfast:tokens:"
+
+
+class TokenStore(Protocol):
+    def revoke(self, jti: str, ttl_s: int) -> None: ...
+
+    def is_revoked(self, jti: str) -> bool: ...
+
+    def claim_once(self, jti: str, ttl_s: int) -> bool:
+        """Mark a single-use token as used; True only for the first caller, atomically."""
+        ...
+
+    def revoke_family(self, family_id: str, ttl_s: int) -> None: ...
+
+    def is_family_revoked(self, family_id: str) -> bool: ...
+
+
+class MemoryTokenStore:
+    def __init__(self) -> None:
+        self._expiry_by_key: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _set(self, key: str, ttl_s: int, only_if_absent: bool = False) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            expiry = self._expiry_by_key.get(key)
+            if only_if_absent and expiry is not None and expiry > now:
+                return False
+            self._expiry_by_key[key] = now + max(ttl_s, 1)
+            if len(self._expiry_by_key) > 10_000:
+                self._expiry_by_key = {k: v for k, v in self._expiry_by_key.items() if v > now}
+            return True
+
+    def _has(self, key: str) -> bool:
+        expiry = self._expiry_by_key.get(key)
+        return expiry is not None and expiry > time.monotonic()
+
+    def revoke(self, jti: str, ttl_s: int) -> None:
+        self._set(f"revoked:{jti}", ttl_s)
+
+    def is_revoked(self, jti: str) -> bool:
+        return self._has(f"revoked:{jti}")
+
+    def claim_once(self, jti: str, ttl_s: int) -> bool:
+        return self._set(f"used:{jti}", ttl_s, only_if_absent=True)
+
+    def revoke_family(self, family_id: str, ttl_s: int) -> None:
+        self._set(f"family:{family_id}", ttl_s)
+
+    def is_family_revoked(self, family_id: str) -> bool:
+        return self._has(f"family:{family_id}")
+
+
+class RedisTokenStore:
+    """Fails closed: if Redis cannot say a token is live, the request gets a 503, not access."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def _call(self, operation, *args):
+        try:
+            return operation(*args)
+        except RedisError as error:
+            raise ServiceUnavailableError(
+                "Token checks are temporarily unavailable. Please try again later."
+            ) from error
+
+    def revoke(self, jti: str, ttl_s: int) -> None:
+        self._call(self._redis.set, f"{KEY_PREFIX}revoked:{jti}", 1, max(ttl_s, 1))
+
+    def is_revoked(self, jti: str) -> bool:
+        return bool(self._call(self._redis.exists, f"{KEY_PREFIX}revoked:{jti}"))
+
+    def claim_once(self, jti: str, ttl_s: int) -> bool:
+        key = f"{KEY_PREFIX}used:{jti}"
+        return bool(self._call(lambda: self._redis.set(key, 1, ex=max(ttl_s, 1), nx=True)))
+
+    def revoke_family(self, family_id: str, ttl_s: int) -> None:
+        self._call(self._redis.set, f"{KEY_PREFIX}family:{family_id}", 1, max(ttl_s, 1))
+
+    def is_family_revoked(self, family_id: str) -> bool:
+        return bool(self._call(self._redis.exists, f"{KEY_PREFIX}family:{family_id}"))

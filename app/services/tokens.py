@@ -1,0 +1,112 @@
+"""JWT access and refresh tokens: HS256 only, typed, revocable by jti."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from app.errors import UnauthorizedError
+from app.state import app_state, settings
+
+ALGORITHM = "HS256"
+ACCESS = "access"
+REFRESH = "refresh"
+REQUIRED_CLAIMS = ("sub", "jti", "iat", "exp", "type")
+# A bearer credential larger than this is not one of ours; refuse before parsing it.
+MAX_TOKEN_LENGTH = 4096
+INVALID_TOKEN_MESSAGE = "The token is invalid or has expired."
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    jti: str
+    issued_at: float
+    expires_at: int
+    token_type: str
+    family_id: str | None
+
+    @property
+    def remaining_ttl_s(self) -> int:
+        return max(1, math.ceil(self.expires_at - time.time()))
+
+
+def _now_ms_precision() -> float:
+    # Millisecond `iat`, so a token issued just after a password change is not mistaken
+    # for one issued before it within the same second.
+    return math.floor(time.time() * 1000) / 1000
+
+
+def _encode(subject: str, token_type: str, ttl_s: int, extra: dict[str, Any]) -> str:
+    issued_at = _now_ms_precision()
+    claims = {
+        "sub": subject,
+        "jti": uuid.uuid4().hex,
+        "iat": issued_at,
+        "exp": int(issued_at) + ttl_s,
+        "type": token_type,
+        **extra,
+    }
+    return jwt.encode(claims, settings().jwt_secret, algorithm=ALGORITHM)
+
+
+def issue_pair(user_id: str, family_id: str | None = None) -> TokenPair:
+    """A new access token and a refresh token belonging to `family_id` (a new family if None)."""
+    config = settings()
+    return TokenPair(
+        access_token=_encode(user_id, ACCESS, config.access_token_ttl_s, {}),
+        refresh_token=_encode(
+            user_id, REFRESH, config.refresh_token_ttl_s, {"fam": family_id or uuid.uuid4().hex}
+        ),
+        expires_in=config.access_token_ttl_s,
+    )
+
+
+def decode(token: str, expected_type: str) -> TokenClaims:
+    """Verified claims of a token of `expected_type`, else UnauthorizedError."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    try:
+        claims = jwt.decode(
+            token,
+            settings().jwt_secret,
+            algorithms=[ALGORITHM],
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.PyJWTError as error:
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE) from error
+    if claims.get("type") != expected_type:
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    family_id = claims.get("fam")
+    if expected_type == REFRESH and not isinstance(family_id, str):
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    token_claims = TokenClaims(
+        subject=claims["sub"],
+        jti=claims["jti"],
+        issued_at=float(claims["iat"]),
+        expires_at=int(claims["exp"]),
+        token_type=claims["type"],
+        family_id=family_id,
+    )
+    if app_state().token_store.is_revoked(token_claims.jti):
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    return token_claims
+
+
+def revoke(claims: TokenClaims) -> None:
+    app_state().token_store.revoke(claims.jti, claims.remaining_ttl_s)
