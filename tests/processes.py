@@ -69,8 +69,14 @@ def gunicorn_server(
     env = {**os.environ, **environment, "PORT": str(port)}
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [str(BIN_DIR / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-             "wsgi:app"],
+            [
+                str(BIN_DIR / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "wsgi:app",
+            ],
             cwd=REPO_ROOT,
             env=env,
             stdout=log_file,
