@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.models import ROLES
-from app.schemas.fields import EmailAddress, Password, SafeString
+from app.schemas.fields import EmailAddress, Password, SafeString, StrictBoolean
 
 SORTS = ("created_at", "-created_at", "email", "-email")
 
@@ -55,5 +55,4 @@ class UserListQuerySchema(Schema):
 class AdminUpdateUserSchema(Schema):
     name = SafeString(max_length=100, allow_none=True)
     role = fields.String(validate=validate.OneOf(ROLES))
-    # JSON true/false only: "no" or 0 for an account status is more likely a bug than intent.
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
