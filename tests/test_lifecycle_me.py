@@ -24,6 +24,11 @@ def test_patch_me_changes_the_name(client, registered_user):
     )
     assert response.status_code == 200
     assert response.get_json()["data"]["name"] == "Ann Other"
+    headers = bearer(registered_user["access_token"])
+    unchanged = client.patch("/api/v1/users/me", json={}, headers=headers)
+    assert unchanged.get_json()["data"]["name"] == "Ann Other"
+    cleared = client.patch("/api/v1/users/me", json={"name": None}, headers=headers)
+    assert cleared.get_json()["data"]["name"] is None
 
 
 def test_patch_me_with_a_taken_email_is_409(client, registered_user):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from datetime import timedelta
@@ -46,7 +47,7 @@ def reset_token(client, mailbox, email: str, count: int = 2) -> str:
     return token_in(mailbox.wait_for(email, count=count))
 
 
-def test_forgot_reset_login_with_the_new_password_end_to_end(smtp_client, mailbox):
+def test_forgot_reset_login_with_the_new_password_end_to_end(smtp_client, mailbox, log_records):
     email = registered(smtp_client, mailbox)
     old_session = login(smtp_client, email).get_json()["data"]
     response = forgot(smtp_client, email.upper())
@@ -55,7 +56,8 @@ def test_forgot_reset_login_with_the_new_password_end_to_end(smtp_client, mailbo
     message = mailbox.wait_for(email, count=2)
     assert message["Subject"] == "Reset your Steadfast password"
     assert "expires in 1 hour" in text_of(message)
-    assert confirm(smtp_client, token_in(message)).status_code == 204
+    token = token_in(message)
+    assert confirm(smtp_client, token).status_code == 204
     assert login(smtp_client, email, NEW_PASSWORD).status_code == 200
     assert_error_envelope(login(smtp_client, email, STRONG_PASSWORD), 401, "unauthorized")
     # Every session from before the reset is dead, refresh tokens included.
@@ -68,6 +70,8 @@ def test_forgot_reset_login_with_the_new_password_end_to_end(smtp_client, mailbo
     # And the owner is told.
     changed = mailbox.wait_for(email, count=3)
     assert changed["Subject"] == "Your Steadfast password was changed"
+    # The token went to the mailbox and nowhere else: not one log line carries it.
+    assert log_records and token not in json.dumps(log_records)
 
 
 def test_an_unknown_email_gets_the_same_202_and_nothing_is_sent(smtp_client, mailbox):

@@ -48,15 +48,15 @@ def list_users(
 
 def update_user(
     user_id: uuid.UUID,
-    name: str | None = None,
+    name: str | None = users_service.UNSET,
     role: str | None = None,
     is_active: bool | None = None,
 ) -> User:
     user = users_service.get_user(user_id)
     if users_service.removes_an_active_admin(user, role=role, active=is_active):
         users_service.guard_last_admin(user)
-    if name is not None:
-        user.name = name.strip() or None
+    if name is not users_service.UNSET:
+        user.name = (name or "").strip() or None
     if role is not None:
         user.role = role
     if is_active is not None:

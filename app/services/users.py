@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from loguru import logger
 
@@ -74,10 +75,14 @@ def get_user(user_id: str | uuid.UUID) -> User:
     return user
 
 
-def update_profile(user: User, name: str | None = None, email: str | None = None) -> User:
+# "Not given" differs from null: `{"name": null}` clears the name, `{}` leaves it.
+UNSET: Any = object()
+
+
+def update_profile(user: User, name: str | None = UNSET, email: str | None = None) -> User:
     """Change the name and/or email; a new email is unverified until its link is followed."""
-    if name is not None:
-        user.name = name.strip() or None
+    if name is not UNSET:
+        user.name = (name or "").strip() or None
     email_changed = False
     if email is not None and normalise_email(email) != user.email:
         user.email = normalise_email(email)
