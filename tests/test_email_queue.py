@@ -160,6 +160,7 @@ def test_password_reset_through_the_queue(queued_app, mailbox):
     assert_error_envelope(reused, 401, "unauthorized")
 
 
+@pytest.mark.slow
 def test_flask_worker_without_redis_explains_itself():
     environment = {**os.environ, "APP_ENV": "test"}
     environment.pop("REDIS_URL", None)

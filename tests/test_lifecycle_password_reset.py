@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from datetime import timedelta
 
@@ -180,3 +181,27 @@ def test_a_disabled_account_gets_no_reset_email(smtp_app, smtp_client, mailbox):
         db.session.commit()
     assert forgot(smtp_client, email).status_code == 202
     assert len(mailbox.to(email)) == 1
+
+
+def test_two_concurrent_confirms_with_one_token_give_one_204_and_one_401(
+    smtp_app, smtp_client, mailbox
+):
+    email = registered(smtp_client, mailbox)
+    token = reset_token(smtp_client, mailbox, email)
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def attempt(password: str) -> None:
+        client = smtp_app.test_client()
+        barrier.wait()
+        statuses.append(confirm(client, token, password).status_code)
+
+    threads = [
+        threading.Thread(target=attempt, args=(password,))
+        for password in ("first new passphrase 1", "second new passphrase 2")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [204, 401]
