@@ -67,6 +67,12 @@ def login_account_key() -> str:
     return hashlib.sha256(normalised.encode("utf-8", "replace")).hexdigest()[:32]
 
 
+def _request_identifier() -> str:
+    # flask-limiter skips requests with no endpoint; naming them keeps a scan of unknown
+    # /api/ URLs (404s) inside the default limit.
+    return request.endpoint or "unrouted"
+
+
 def _is_exempt() -> bool:
     path = request.path
     if request.method == "OPTIONS":
@@ -148,6 +154,7 @@ def _limiter_for(app_settings: Settings) -> Limiter:
         # is logged and ignored: limits must never fail a request.
         swallow_errors=True,
         on_breach=_on_breach,
+        request_identifier=_request_identifier,
     )
 
 
