@@ -59,12 +59,17 @@ def login_account_key() -> str:
     body = None
     length = request.content_length
     if request.is_json and length is not None and length <= (request.max_content_length or 0):
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except Exception:
+            # Any error escaping a key function makes flask-limiter believe its storage
+            # failed and switch to memory: a hostile body must not be able to do that.
+            body = None
     email = body.get("email") if isinstance(body, dict) else None
     if not isinstance(email, str) or not email.strip():
         return "unparsed"
     normalised = email.strip().lower()
-    return hashlib.sha256(normalised.encode("utf-8", "replace")).hexdigest()[:32]
+    return hashlib.sha256(normalised.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _request_identifier() -> str:
