@@ -295,3 +295,14 @@ def test_limits_survive_a_redis_outage_and_return_to_redis_when_it_is_back(make_
             assert client.get("/api/v1/users/me").status_code == 401
             time.sleep(0.1)
         assert any("recovered" in record["message"] for record in log_records)
+
+
+def test_a_hostile_login_body_cannot_push_the_limiter_off_redis(make_app, redis_url, log_records):
+    app = _limited_app(make_app, REDIS_URL=redis_url)
+    client = app.test_client()
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"email": "\\ud800"}', b'{"email": 1e999}'):
+        response = client.post(
+            "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500
+    assert _fallback_warnings(log_records) == []
