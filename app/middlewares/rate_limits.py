@@ -61,7 +61,7 @@ def login_account_key() -> str:
     if request.is_json and length is not None and length <= (request.max_content_length or 0):
         try:
             body = request.get_json(silent=True)
-        except Exception:
+        except Exception:  # noqa: BLE001
             # Any error escaping a key function makes flask-limiter believe its storage
             # failed and switch to memory: a hostile body must not be able to do that.
             body = None
