@@ -306,3 +306,27 @@ def test_a_hostile_login_body_cannot_push_the_limiter_off_redis(make_app, redis_
         )
         assert 400 <= response.status_code < 500
     assert _fallback_warnings(log_records) == []
+
+
+def test_a_503_keeps_its_own_retry_after(make_app, redis_url):
+    from app.errors import ServiceUnavailableError
+
+    app = _limited_app(make_app, REDIS_URL=redis_url)
+
+    @app.get("/api/v1/_test/unavailable")
+    def unavailable() -> None:
+        raise ServiceUnavailableError(headers={"Retry-After": "5"})
+
+    response = app.test_client().get("/api/v1/_test/unavailable")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "X-Steadfast-Limiter-Retry-After" not in response.headers
+
+
+def test_rate_limit_login_failures_is_validated_like_the_other_limits():
+    from app.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="RATE_LIMIT_LOGIN_FAILURES"):
+        load_settings({"APP_ENV": "test", "RATE_LIMIT_LOGIN_FAILURES": "lots"})
+    settings = load_settings({"APP_ENV": "test"})
+    assert settings.rate_limit_login_failures == "5 per 15 minutes"

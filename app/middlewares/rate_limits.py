@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from blinker import Namespace
 from flask import Flask, Response, current_app, request
-from flask_limiter import Limiter, RequestLimit
+from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from app.config import Settings
 from app.state import settings
@@ -36,7 +36,9 @@ EXEMPT_PATH_PREFIXES = ("/health", "/metrics")
 LIMITED_PATH_PREFIX = "/api/"
 # Bounded so a hung Redis costs a request at most this long before the fallback takes over.
 STORAGE_TIMEOUT_S = 1.0
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+# flask-limiter would write its Retry-After on every response, overriding one a 503 set;
+# it writes here instead, and `_finish_ratelimit_headers` moves it to Retry-After on a 429.
+LIMITER_RETRY_AFTER_HEADER = "X-Steadfast-Limiter-Retry-After"
 
 _signals = Namespace()
 #: Sent once per rejected request with `scope` (the limit's scope) and `limit` (its text).
@@ -104,18 +106,19 @@ def _on_breach(request_limit: RequestLimit) -> None:
     )
 
 
-def _mirror_ratelimit_headers(response: Response) -> Response:
-    """Add the IETF draft `RateLimit-*` names beside flask-limiter's `X-RateLimit-*`.
+def _finish_ratelimit_headers(response: Response) -> Response:
+    """Retry-After on a 429 only, and the IETF draft `RateLimit-*` names beside
+    flask-limiter's `X-RateLimit-*`.
 
     `RateLimit-Reset` is seconds from now (draft-ietf-httpapi-ratelimit-headers), where
     `X-RateLimit-Reset` is an epoch timestamp.
     """
     headers = response.headers
+    retry_after = headers.pop(LIMITER_RETRY_AFTER_HEADER, None)
+    if retry_after is not None and response.status_code == 429:
+        headers["Retry-After"] = retry_after
     if "X-RateLimit-Limit" not in headers:
         return response
-    if response.status_code not in RETRY_AFTER_STATUSES:
-        # flask-limiter puts Retry-After on every response; it means something only here.
-        headers.pop("Retry-After", None)
     headers["RateLimit-Limit"] = headers["X-RateLimit-Limit"]
     headers["RateLimit-Remaining"] = headers["X-RateLimit-Remaining"]
     try:
@@ -153,6 +156,7 @@ def _limiter_for(app_settings: Settings) -> Limiter:
         storage_options=storage_options,
         strategy="fixed-window",
         headers_enabled=True,
+        header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER_HEADER},
         # The fallback: the same limits, counted in this process while Redis is away.
         in_memory_fallback_enabled=True,
         # A storage error anywhere else (e.g. counting a failed login after the response)
@@ -172,7 +176,7 @@ def init_rate_limits(app: Flask, app_settings: Settings) -> None:
     """Create this app's Limiter; call before the other request hooks so every request counts."""
     # Registered before the Limiter's own after_request, so it runs after it (Flask runs
     # after_request functions in reverse order) and sees the headers the Limiter set.
-    app.after_request(_mirror_ratelimit_headers)
+    app.after_request(_finish_ratelimit_headers)
     app_limiter = _limiter_for(app_settings)
     app_limiter.request_filter(_is_exempt)
     app_limiter.init_app(app)
