@@ -330,3 +330,24 @@ def test_rate_limit_login_failures_is_validated_like_the_other_limits():
         load_settings({"APP_ENV": "test", "RATE_LIMIT_LOGIN_FAILURES": "lots"})
     settings = load_settings({"APP_ENV": "test"})
     assert settings.rate_limit_login_failures == "5 per 15 minutes"
+
+
+def test_another_blueprint_can_share_the_auth_limit_with_the_decorator(make_app, redis_url):
+    from app.middlewares.rate_limits import apply_route_limits, auth_rate_limit
+
+    app = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_AUTH="2 per hour")
+
+    @auth_rate_limit
+    def password_reset_stand_in() -> tuple:
+        return {"success": True, "data": None}, 202
+
+    app.add_url_rule(
+        "/api/v1/_test/password-reset", view_func=password_reset_stand_in, methods=["POST"]
+    )
+    apply_route_limits(app)
+    apply_route_limits(app)  # binding twice must not count twice
+    client = app.test_client()
+    assert client.post("/api/v1/_test/password-reset").status_code == 202
+    assert login(client, unique_email()).status_code == 401
+    _assert_rate_limited(client.post("/api/v1/_test/password-reset"))
+    _assert_rate_limited(login(client, unique_email()))

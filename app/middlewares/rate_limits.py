@@ -27,6 +27,7 @@ from app.state import settings
 View = TypeVar("View", bound=Callable[..., Any])
 
 EXTENSION_KEY = "steadfast_limiter"
+BOUND_ENDPOINTS_KEY = "steadfast_rate_limited_endpoints"
 ROUTE_LIMITS_ATTRIBUTE = "steadfast_rate_limits"
 AUTH_SCOPE = "auth"
 LOGIN_FAILURES_SCOPE = "login-failures"
@@ -225,8 +226,14 @@ def _route_limit(app_limiter: Limiter, scope: str) -> Callable[[View], View]:
 def apply_route_limits(app: Flask) -> None:
     """Bind the limits marked on views to this app's Limiter; call after the blueprints."""
     app_limiter: Limiter = app.extensions[EXTENSION_KEY]
+    # Idempotent, so views added later (tests, plugins) can be bound by calling it again.
+    bound: set[str] = app.extensions.setdefault(BOUND_ENDPOINTS_KEY, set())
     for endpoint, view in list(app.view_functions.items()):
+        scopes = getattr(view, ROUTE_LIMITS_ATTRIBUTE, ())
+        if not scopes or endpoint in bound:
+            continue
         limited = view
-        for scope in getattr(view, ROUTE_LIMITS_ATTRIBUTE, ()):
+        for scope in scopes:
             limited = _route_limit(app_limiter, scope)(limited)
         app.view_functions[endpoint] = limited
+        bound.add(endpoint)
