@@ -32,9 +32,10 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or listening while the workers still boot (slow under load).
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 
