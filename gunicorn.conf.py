@@ -31,3 +31,38 @@ proxy_allow_ips = forwarded_allow_ips
 # Our own access line (with request id and user id) replaces gunicorn's.
 accesslog = None
 logger_class = "app.gunicorn_logger.GunicornLogger"
+
+
+# Server hooks: monitoring (metrics directory, loop-lag sampler, readiness on SIGTERM, crash
+# and timeout reporting). The work is in app/monitoring/gunicorn_hooks.py.
+from app.monitoring import gunicorn_hooks  # noqa: E402
+
+gunicorn_hooks.prepare_master()
+
+
+def on_starting(server):
+    gunicorn_hooks.on_starting(server)
+
+
+def post_fork(server, worker):
+    gunicorn_hooks.post_fork(server, worker, settings)
+
+
+def post_worker_init(worker):
+    gunicorn_hooks.post_worker_init(worker)
+
+
+def worker_abort(worker):
+    gunicorn_hooks.worker_abort(worker)
+
+
+def worker_exit(server, worker):
+    gunicorn_hooks.worker_exit(server, worker)
+
+
+def child_exit(server, worker):
+    gunicorn_hooks.child_exit(server, worker)
+
+
+def on_exit(server):
+    gunicorn_hooks.on_exit(server)
