@@ -62,7 +62,11 @@ class RunningServer:
 
 @contextmanager
 def gunicorn_server(
-    environment: Mapping[str, str], log_path: Path, *, ready_path: str = "/health/live"
+    environment: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready_path: str = "/health/live",
+    app_module: str = "wsgi:app",
 ) -> Iterator[RunningServer]:
     """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL)."""
     port = free_port()
@@ -75,7 +79,7 @@ def gunicorn_server(
                 "gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "wsgi:app",
+                app_module,
             ],
             cwd=REPO_ROOT,
             env=env,

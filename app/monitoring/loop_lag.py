@@ -7,6 +7,7 @@ sampler sees the delay as oversleeping. Its figures are the process's responsive
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -36,8 +37,8 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list (0.0 for an empty one)."""
     if not sorted_values:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
+    rank = math.ceil(fraction * len(sorted_values))
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 def summarise(samples_ms: list[float]) -> LagFigures:

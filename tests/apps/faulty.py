@@ -1,0 +1,70 @@
+"""The real app with routes that fail on purpose, for tests that run it under gunicorn.
+
+`gunicorn -c gunicorn.conf.py tests.apps.faulty:app`: these routes exist only here, never in
+the application itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from flask import jsonify, request
+
+from app import create_app
+from app.monitoring import process
+
+app = create_app()
+
+
+# About this many integers summed per second here; the figure only sets the order of magnitude.
+_SUMMED_PER_SECOND = 85_000_000
+
+
+def hold_the_gil(seconds: float) -> None:
+    """One C call lasting about `seconds`: no bytecode runs, so no other thread gets the
+    interpreter lock and not even a Python signal handler runs until it returns."""
+    sum(range(int(seconds * _SUMMED_PER_SECOND)))
+
+
+def stall_main_thread(signum: int, frame: object) -> None:
+    time.sleep(60)
+
+
+def failing_background_job() -> None:
+    raise RuntimeError("background job failed on purpose")
+
+
+@app.get("/_test/pid")
+def pid():
+    return jsonify({"pid": os.getpid(), "shutting_down": process.is_shutting_down()})
+
+
+@app.get("/_test/hog")
+def hog():
+    hold_the_gil(float(request.args.get("seconds", "0.3")))
+    return jsonify({"pid": os.getpid()})
+
+
+@app.get("/_test/crash-thread")
+def crash_thread():
+    threading.Thread(target=failing_background_job, name="failing-job").start()
+    return jsonify({"pid": os.getpid()})
+
+
+@app.get("/_test/stall-main-thread")
+def stall():
+    # Signal handlers run in the main thread, the one that talks to the gunicorn master:
+    # sleeping there stops the heartbeat like a deadlocked worker would.
+    signal.signal(signal.SIGUSR2, stall_main_thread)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    return jsonify({"pid": os.getpid()})
+
+
+@app.get("/_test/ready-after")
+def ready_after():
+    """Sleep, then report whether this worker is shutting down (readiness from inside)."""
+    time.sleep(float(request.args.get("seconds", "1")))
+    return jsonify({"pid": os.getpid(), "shutting_down": process.is_shutting_down()})
