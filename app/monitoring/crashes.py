@@ -19,8 +19,6 @@ from loguru import logger
 
 from app.monitoring import process
 
-_previous_excepthook = threading.excepthook
-
 
 def _handle_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
@@ -66,10 +64,12 @@ def log_thread_stacks(reason: str) -> None:
 
 
 def dump_stacks_on_abort() -> None:
-    """Let SIGABRT print every thread's stack from C, even while one thread holds the GIL.
+    """Let SIGABRT (and a crash) print every thread's stack from C, even while a thread holds
+    the interpreter lock.
 
-    gunicorn's Python-level SIGABRT handler (and our worker_abort hook) cannot run while a C
-    call holds the interpreter lock, and the master sends SIGKILL shortly after; faulthandler
-    writes from the signal handler itself, then chains to gunicorn's handler.
+    gunicorn's Python-level SIGABRT handler, and so our worker_abort hook, cannot run while a C
+    call holds the lock, and the master sends SIGKILL soon after. faulthandler writes from the
+    signal handler itself, then restores and re-raises to the previous (gunicorn's) handler.
+    Must run after gunicorn's init_signals(), which would otherwise replace it.
     """
-    faulthandler.register(signal.SIGABRT, file=sys.stderr, all_threads=True, chain=True)
+    faulthandler.enable(file=sys.stderr, all_threads=True)

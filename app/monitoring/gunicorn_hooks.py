@@ -69,9 +69,15 @@ def _mark_shutdown_on(worker: Any, handler_name: str) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    # After init_signals(): faulthandler must chain to gunicorn's SIGABRT handler, not be
-    # replaced by it.
+    """The app is loaded and gunicorn's signal handlers are in place."""
+    from app.monitoring.loop_lag import current_sampler
+
     crashes.dump_stacks_on_abort()
+    sampler = current_sampler()
+    if sampler is not None:
+        # Importing the app held the interpreter lock for a while; that is boot time, not the
+        # lag a request would see, so the first window starts now.
+        sampler.restart_window()
 
 
 def worker_abort(worker: Any) -> None:

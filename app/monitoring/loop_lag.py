@@ -68,6 +68,7 @@ class LoopLagSampler:
         self._on_sample = on_sample
         self._on_report = on_report
         self._window: list[float] = []
+        self._generation = 0
         self._latest: LagFigures | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,20 +98,30 @@ class LoopLagSampler:
                 return self._latest
             return summarise(self._window)
 
+    def restart_window(self) -> None:
+        """Forget the samples taken so far in this window."""
+        with self._lock:
+            self._window = []
+            # The sample being slept on started before: it must not land in the new window.
+            self._generation += 1
+
     def _run(self) -> None:
         next_report = time.monotonic() + self.report_s
         while not self._stop.is_set():
+            generation = self._generation
             before = time.monotonic()
             if self._stop.wait(self.sample_s):
                 return
             lag_ms = max(0.0, (time.monotonic() - before - self.sample_s) * 1000)
-            self._record(lag_ms)
+            self._record(lag_ms, generation)
             if time.monotonic() >= next_report:
                 self._report()
                 next_report = time.monotonic() + self.report_s
 
-    def _record(self, lag_ms: float) -> None:
+    def _record(self, lag_ms: float, generation: int) -> None:
         with self._lock:
+            if generation != self._generation:
+                return
             if len(self._window) < MAX_SAMPLES_PER_WINDOW:
                 self._window.append(lag_ms)
         if self._on_sample is not None:
