@@ -20,7 +20,7 @@ from loguru import logger
 from app.monitoring import process
 
 
-def _handle_thread_exception(args: threading.ExceptHookArgs) -> None:
+def handle_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     thread_name = args.thread.name if args.thread is not None else "unknown"
@@ -41,7 +41,7 @@ def _handle_thread_exception(args: threading.ExceptHookArgs) -> None:
 
 def install_thread_excepthook() -> None:
     """Route every thread's uncaught exception to the fatal handler (idempotent)."""
-    threading.excepthook = _handle_thread_exception
+    threading.excepthook = handle_thread_exception
 
 
 def thread_stacks() -> dict[str, str]:
@@ -56,10 +56,7 @@ def thread_stacks() -> dict[str, str]:
 def log_thread_stacks(reason: str) -> None:
     stacks = thread_stacks()
     logger.bind(fatal=True, pid=os.getpid(), thread_stacks=stacks).critical(
-        "{}: stacks of {} thread(s):\n{}",
-        reason,
-        len(stacks),
-        "\n".join(f"--- thread {name}\n{stack}" for name, stack in stacks.items()),
+        "{}: where its {} thread(s) were: {}", reason, len(stacks), ", ".join(stacks)
     )
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 from flask import jsonify, request
 
@@ -31,6 +32,10 @@ def hold_the_gil(seconds: float) -> None:
 
 def stall_main_thread(signum: int, frame: object) -> None:
     time.sleep(60)
+
+
+# Installed at import, which gunicorn does in the worker's main thread after its own handlers.
+signal.signal(signal.SIGUSR2, stall_main_thread)
 
 
 def failing_background_job() -> None:
@@ -58,13 +63,14 @@ def crash_thread():
 def stall():
     # Signal handlers run in the main thread, the one that talks to the gunicorn master:
     # sleeping there stops the heartbeat like a deadlocked worker would.
-    signal.signal(signal.SIGUSR2, stall_main_thread)
     os.kill(os.getpid(), signal.SIGUSR2)
     return jsonify({"pid": os.getpid()})
 
 
-@app.get("/_test/ready-after")
-def ready_after():
-    """Sleep, then report whether this worker is shutting down (readiness from inside)."""
+@app.get("/_test/in-flight")
+def in_flight():
+    """Touch `marker` (the test now knows the request is in flight), sleep, then report
+    whether this worker is shutting down."""
+    Path(request.args["marker"]).touch()
     time.sleep(float(request.args.get("seconds", "1")))
     return jsonify({"pid": os.getpid(), "shutting_down": process.is_shutting_down()})
