@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -21,6 +22,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+
+if TYPE_CHECKING:
+    from app.monitoring.loop_lag import LagFigures
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Whether prometheus_client chose file-backed values when it was imported (it decides once).
@@ -101,9 +105,9 @@ def observe_loop_lag(lag_ms: float) -> None:
     LOOP_LAG.observe(lag_ms / 1000)
 
 
-def set_loop_lag_figures(figures: object) -> None:
-    LOOP_LAG_P99.set(figures.p99_ms / 1000)  # type: ignore[attr-defined]
-    LOOP_LAG_MAX.set(figures.max_ms / 1000)  # type: ignore[attr-defined]
+def set_loop_lag_figures(figures: LagFigures) -> None:
+    LOOP_LAG_P99.set(figures.p99_ms / 1000)
+    LOOP_LAG_MAX.set(figures.max_ms / 1000)
 
 
 def render() -> tuple[bytes, str]:
