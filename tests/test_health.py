@@ -224,3 +224,10 @@ def test_ready_is_503_while_the_worker_shuts_down(client):
 def test_health_endpoints_need_no_authentication(client):
     for path in ("/health", "/health/live", "/health/ready"):
         assert client.get(path).status_code == 200, path
+
+
+def test_a_probe_timeout_over_one_second_is_refused_at_start_up():
+    from app.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="HEALTH_TIMEOUT_MS"):
+        load_settings({"APP_ENV": "test", "HEALTH_TIMEOUT_MS": "5000"})

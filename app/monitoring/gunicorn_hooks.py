@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,17 @@ def prepare_master() -> None:
     every worker must inherit the variable. An operator's own directory is respected.
     """
     process.mark_gunicorn_master()
-    if not os.environ.get(MULTIPROC_DIR_VARIABLE):
-        os.environ[MULTIPROC_DIR_VARIABLE] = tempfile.mkdtemp(prefix="steadfast-metrics-")
-        os.environ[_OWNED_DIR_VARIABLE] = "1"
+    if os.environ.get(MULTIPROC_DIR_VARIABLE):
+        return
+    if "prometheus_client.values" in sys.modules:
+        # Too late: each worker would keep its own in-memory numbers and /metrics would show
+        # whichever worker answered. Fail the start rather than serve misleading metrics.
+        raise RuntimeError(
+            "prometheus_client was imported before gunicorn.conf.py chose "
+            f"{MULTIPROC_DIR_VARIABLE}; keep it out of imports made at app package import"
+        )
+    os.environ[MULTIPROC_DIR_VARIABLE] = tempfile.mkdtemp(prefix="steadfast-metrics-")
+    os.environ[_OWNED_DIR_VARIABLE] = "1"
 
 
 def on_starting(server: Any) -> None:
