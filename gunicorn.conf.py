@@ -31,6 +31,9 @@ proxy_allow_ips = forwarded_allow_ips
 # Our own access line (with request id and user id) replaces gunicorn's.
 accesslog = None
 logger_class = "app.gunicorn_logger.GunicornLogger"
+# gunicorn's runtime control socket defaults to one path per user: several instances on a
+# host (tests, the local cluster) would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 # Server hooks: monitoring (metrics directory, loop-lag sampler, readiness on SIGTERM, crash

@@ -51,6 +51,7 @@ class Settings:
     cors_origins: tuple[str, ...]
     rate_limit_default: str
     rate_limit_auth: str
+    rate_limit_login_failures: str
     trusted_proxies: int
     max_content_length: int
     log_level: str
@@ -152,6 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cors_origins = env.list("CORS_ORIGINS", [])
     rate_limit_default = env.str("RATE_LIMIT_DEFAULT", "100 per 15 minutes")
     rate_limit_auth = env.str("RATE_LIMIT_AUTH", "10 per minute")
+    rate_limit_login_failures = env.str("RATE_LIMIT_LOGIN_FAILURES", "5 per 15 minutes")
     trusted_proxies = env.int("TRUSTED_PROXIES", 0, validate=Range(min=0, max=10))
     max_content_length = env.str("MAX_CONTENT_LENGTH", str(1024 * 1024))
     log_level = env.str("LOG_LEVEL", "INFO").upper()
@@ -225,6 +227,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, value in (
         ("RATE_LIMIT_DEFAULT", rate_limit_default),
         ("RATE_LIMIT_AUTH", rate_limit_auth),
+        ("RATE_LIMIT_LOGIN_FAILURES", rate_limit_login_failures),
     ):
         if value is not None and not all(
             _RATE_LIMIT_PATTERN.match(part) for part in value.split(";")
@@ -264,6 +267,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins,
         rate_limit_default=rate_limit_default,
         rate_limit_auth=rate_limit_auth,
+        rate_limit_login_failures=rate_limit_login_failures,
         trusted_proxies=trusted_proxies,
         max_content_length=max_body,
         log_level=log_level,
