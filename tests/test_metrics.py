@@ -99,12 +99,24 @@ def test_emails_sent_and_failed_are_counted(app_context, monkeypatch):
     assert sample("steadfast_emails_total", outcome="failed") == failed_before + 1
 
 
-def test_rate_limit_rejections_have_a_counter():
-    before = sample("steadfast_rate_limit_rejections_total")
+def test_rate_limit_rejections_are_counted_by_scope(make_app, redis_url):
+    client = make_app(REDIS_URL=redis_url, RATE_LIMIT_AUTH="1 per hour").test_client()
+    before = sample("steadfast_rate_limit_rejections_total", scope="auth")
 
-    metrics.record_rate_limit_rejection()
+    credentials = {"email": "nobody@example.com", "password": "wrong password"}
+    first = client.post("/api/v1/auth/login", json=credentials)
+    second = client.post("/api/v1/auth/login", json=credentials)
 
-    assert sample("steadfast_rate_limit_rejections_total") == before + 1
+    assert (first.status_code, second.status_code) == (401, 429)
+    assert sample("steadfast_rate_limit_rejections_total", scope="auth") == before + 1
+
+
+def test_rate_limit_rejections_can_be_recorded_directly():
+    before = sample("steadfast_rate_limit_rejections_total", scope="custom")
+
+    metrics.record_rate_limit_rejection("custom")
+
+    assert sample("steadfast_rate_limit_rejections_total", scope="custom") == before + 1
 
 
 def production_app(database_url: str, redis_url: str, metrics_token: str | None):

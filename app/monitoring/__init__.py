@@ -20,6 +20,7 @@ def init_monitoring(app: Flask) -> None:
 
     config = app.extensions[EXTENSION_KEY].settings
     metrics.init_request_metrics(app)
+    metrics.connect_rate_limit_rejections()
     app.register_blueprint(blp)
     with app.app_context():
         for engine in db.engines.values():

@@ -71,7 +71,8 @@ LOOP_LAG_MAX = Gauge(
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "steadfast_rate_limit_rejections_total",
-    "Requests refused with 429 by the rate limiter.",
+    "Requests refused with 429 by the rate limiter, by the limit's scope.",
+    ("scope",),
 )
 AUTH_FAILURES = Counter(
     "steadfast_auth_failures_total",
@@ -85,8 +86,13 @@ EMAILS = Counter(
 )
 
 
-def record_rate_limit_rejection() -> None:
-    RATE_LIMIT_REJECTIONS.inc()
+def record_rate_limit_rejection(scope: str = "unknown") -> None:
+    RATE_LIMIT_REJECTIONS.labels(scope=scope or "unknown").inc()
+
+
+def on_rate_limit_rejected(sender: object, scope: str = "", **details: object) -> None:
+    """Receiver for app.middlewares.rate_limits.rate_limit_rejected (a blinker signal)."""
+    record_rate_limit_rejection(scope)
 
 
 def record_auth_failure(endpoint: str) -> None:
@@ -149,6 +155,13 @@ def _record_request(response: Response) -> Response:
     if response.status_code == 401:
         record_auth_failure(endpoint)
     return response
+
+
+def connect_rate_limit_rejections() -> None:
+    from app.middlewares.rate_limits import rate_limit_rejected
+
+    # Connecting the same receiver again is a no-op, so every create_app may call this.
+    rate_limit_rejected.connect(on_rate_limit_rejected)
 
 
 def init_request_metrics(app: Flask) -> None:
