@@ -43,6 +43,9 @@ def create_app(
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    from app.monitoring import init_monitoring
+
+    init_monitoring(app)
     _register_http_layer(app, settings)
 
     from app.cli import register_cli

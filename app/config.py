@@ -63,6 +63,8 @@ class Settings:
     loop_lag_report_s: int
     loop_lag_threshold_ms: int
     slow_query_ms: int
+    health_timeout_ms: int
+    memory_threshold_mb: int
     metrics_token: str | None
     web_concurrency: int
     gunicorn_threads: int
@@ -163,6 +165,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     loop_lag_report_s = env.int("LOOP_LAG_REPORT_S", 10, validate=Range(min=1, max=3600))
     loop_lag_threshold_ms = env.int("LOOP_LAG_THRESHOLD_MS", 50, validate=Range(min=1))
     slow_query_ms = env.int("SLOW_QUERY_MS", 200, validate=Range(min=0))
+    # A probe may wait at most 1 s (SPEC section 4): /health must answer while a dependency hangs.
+    health_timeout_ms = env.int("HEALTH_TIMEOUT_MS", 1000, validate=Range(min=10, max=1000))
+    memory_threshold_mb = env.int("MEMORY_THRESHOLD_MB", 512, validate=Range(min=16))
     metrics_token = env.str("METRICS_TOKEN", None)
     web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(min=1, max=64))
     gunicorn_threads = env.int("GUNICORN_THREADS", 4, validate=Range(min=1, max=256))
@@ -274,6 +279,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         loop_lag_report_s=loop_lag_report_s,
         loop_lag_threshold_ms=loop_lag_threshold_ms,
         slow_query_ms=slow_query_ms,
+        health_timeout_ms=health_timeout_ms,
+        memory_threshold_mb=memory_threshold_mb,
         metrics_token=metrics_token or None,
         web_concurrency=web_concurrency,
         gunicorn_threads=gunicorn_threads,
