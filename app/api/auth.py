@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from app.api.errors import documents_errors
+from app.middlewares.auth import BEARER_SECURITY, auth_required, current_access_token
+from app.middlewares.rate_limits import auth_rate_limit, login_failure_limit
 from app.schemas.auth import (
     LoginSchema,
+    LogoutSchema,
     MessageSchema,
     OneTimeTokenSchema,
     PasswordResetConfirmSchema,
@@ -29,9 +32,22 @@ RESET_REQUESTED_MESSAGE = (
 @blp.arguments(LoginSchema)
 @blp.response(200, success_envelope(TokenPairSchema))
 @documents_errors(blp, 400, 401, 403, 413, 415, 422, 429)
+@auth_rate_limit
+@login_failure_limit
 def login(credentials: dict) -> dict:
     """Exchange an email and password for an access and a refresh token."""
     return {"data": auth_service.login(credentials["email"], credentials["password"])}
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.doc(security=BEARER_SECURITY)
+@blp.arguments(LogoutSchema)
+@blp.response(204, description="The access token and the given refresh token are revoked.")
+@documents_errors(blp, 400, 401, 403, 413, 415, 422, 429)
+@auth_required
+def logout(payload: dict) -> None:
+    """Revoke the presented access token and, if given, the refresh token of the session."""
+    auth_service.logout(current_access_token(), payload.get("refresh_token"))
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -56,6 +72,7 @@ def verify_email(payload: dict) -> None:
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, success_envelope(MessageSchema), description="Accepted, whatever the email.")
 @documents_errors(blp, 400, 413, 415, 422, 429)
+@auth_rate_limit
 def request_password_reset(payload: dict) -> dict:
     """Email a single-use reset link (valid 1 h) if the account exists; always 202."""
     account_tokens_service.request_password_reset(payload["email"])
@@ -66,6 +83,7 @@ def request_password_reset(payload: dict) -> dict:
 @blp.arguments(PasswordResetConfirmSchema)
 @blp.response(204, description="The password is changed and every session revoked.")
 @documents_errors(blp, 400, 401, 403, 413, 415, 422, 429)
+@auth_rate_limit
 def confirm_password_reset(payload: dict) -> None:
     """Set a new password with the emailed token; every existing session is revoked."""
     account_tokens_service.reset_password(payload["token"], payload["new_password"])

@@ -6,6 +6,7 @@ from loguru import logger
 
 from app.email.backends import backend_for
 from app.email.messages import EmailMessage
+from app.monitoring.metrics import record_email
 from app.state import settings
 
 
@@ -24,10 +25,10 @@ def deliver(message: EmailMessage) -> None:
     try:
         backend_for(config).send(message, config.email_from)
     except Exception as error:  # noqa: BLE001 - any backend failure is reported the same way
-        # Metrics (emails failed) are recorded here.
         logger.opt(exception=error).bind(**context).error(
             "email delivery failed: {}", type(error).__name__
         )
+        record_email(sent=False)
         raise DeliveryError(type(error).__name__) from error
-    # Metrics (emails sent) are recorded here.
+    record_email(sent=True)
     logger.bind(**context).info("email sent: {}", message.template)

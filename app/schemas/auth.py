@@ -6,6 +6,9 @@ from marshmallow import Schema, fields
 
 from app.schemas.fields import EmailAddress, Password, SafeString
 
+# Same cap as app.services.tokens.MAX_TOKEN_LENGTH: a longer string is not one of our tokens.
+TOKEN_MAX_LENGTH = 4096
+
 
 class LoginSchema(Schema):
     # No format check: a malformed email simply matches no account (same 401).
@@ -23,7 +26,7 @@ class TokenPairSchema(Schema):
 
 
 class RefreshSchema(Schema):
-    refresh_token = SafeString(required=True, max_length=4096)
+    refresh_token = SafeString(required=True, max_length=TOKEN_MAX_LENGTH)
 
 
 class OneTimeTokenSchema(Schema):
@@ -44,3 +47,10 @@ class PasswordResetConfirmSchema(Schema):
 
 class MessageSchema(Schema):
     message = fields.String(required=True)
+
+
+class LogoutSchema(Schema):
+    refresh_token = SafeString(
+        max_length=TOKEN_MAX_LENGTH,
+        metadata={"description": "The session's refresh token; revoked with its whole family."},
+    )

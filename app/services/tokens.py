@@ -125,6 +125,8 @@ def claim_once(claims: TokenClaims) -> bool:
     return app_state().token_store.claim_once(claims.jti, claims.remaining_ttl_s)
 
 
-def revoke_family(family_id: str) -> None:
-    """Kill every token of a login's family, for as long as any of them could still live."""
-    app_state().token_store.revoke_family(family_id, settings().refresh_token_ttl_s)
+def revoke_family(claims: TokenClaims) -> None:
+    """Kill every token of the session `claims` belongs to (logout, reuse), access ones too."""
+    if claims.family_id:
+        # A later token of the family may outlive this one: hold the mark for a full lifetime.
+        app_state().token_store.revoke_family(claims.family_id, settings().refresh_token_ttl_s)
