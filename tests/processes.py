@@ -62,9 +62,16 @@ class RunningServer:
 
 @contextmanager
 def gunicorn_server(
-    environment: Mapping[str, str], log_path: Path, *, ready_path: str = "/health/live"
+    environment: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready_path: str = "/health/live",
+    app_module: str = "wsgi:app",
 ) -> Iterator[RunningServer]:
-    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL)."""
+    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL).
+
+    `app_module` lets a deployment test serve a test-only wrapper (tests/apps/) of the app.
+    """
     port = free_port()
     env = {**os.environ, **environment, "PORT": str(port)}
     with open(log_path, "wb") as log_file:
@@ -75,7 +82,7 @@ def gunicorn_server(
                 "gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "wsgi:app",
+                app_module,
             ],
             cwd=REPO_ROOT,
             env=env,
