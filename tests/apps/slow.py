@@ -47,6 +47,7 @@ def whoami() -> dict:
             "remote_addr": request.remote_addr,
             "scheme": request.scheme,
             "host": request.host,
+            "script_root": request.script_root,
         },
     }
 
