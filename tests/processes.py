@@ -32,9 +32,10 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        # A worker still booting on a busy machine may accept and answer late: poll again.
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 
