@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from tests.deploy_support import wait_for
 from tests.processes import REPO_ROOT, free_port, gunicorn_server
+from tests.services import service_missing
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +32,12 @@ CLIENT_ADDRESS = "127.0.0.2"
 SPOOFED_ADDRESS = "203.0.113.66"
 
 
-def nginx_binary() -> str:
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if binary is None:
-        pytest.fail("nginx is not installed (.ci/run installs it: apt-get install -y nginx)")
-    return binary
+def installed(program: str) -> str:
+    """The program's path; missing, the test is skipped (a failure under REQUIRE_SERVICES=1)."""
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+    if path is None:
+        service_missing(program, FileNotFoundError(f"{program} is not installed (.ci/run adds it)"))
+    return path
 
 
 def render_site(upstream_port: int, http_port: int, https_port: int, workdir: Path) -> str:
@@ -83,7 +83,7 @@ def main_config(workdir: Path) -> str:
 def self_signed_certificate(workdir: Path) -> None:
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            installed("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
             "-subj", "/CN=api.example.com",
             "-addext", "subjectAltName=DNS:api.example.com,IP:127.0.0.1",
             "-keyout", str(workdir / "key.pem"), "-out", str(workdir / "cert.pem"),
@@ -116,7 +116,7 @@ def nginx_proxy(upstream_port: int, workdir: Path) -> Iterator[RunningNginx]:
     config = workdir / "nginx.conf"
     config.write_text(main_config(workdir))
     command = [
-        nginx_binary(),
+        installed("nginx"),
         "-p",
         str(workdir),
         "-c",
