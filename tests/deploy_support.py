@@ -45,6 +45,12 @@ def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 30.0) 
     raise TimeoutError(f"gave up after {deadline_s} s waiting for {what}")
 
 
+def plain_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxy or CA bundle from the environment for loopback calls
+    return session
+
+
 @dataclass
 class SteadyLoad:
     """Client threads requesting `url` back to back until stopped, counting every outcome.
@@ -56,6 +62,9 @@ class SteadyLoad:
     url: str
     threads: int = 4
     timeout_s: float = 15.0
+    method: str = "GET"
+    json_body: Any = None
+    new_session: Callable[[], requests.Session] = field(default=lambda: plain_session())
     succeeded: int = 0
     failures: list[str] = field(default_factory=list)
     pids: Counter = field(default_factory=Counter)
@@ -81,23 +90,28 @@ class SteadyLoad:
         return self.succeeded + len(self.failures)
 
     def _run(self, keep_alive: bool) -> None:
-        session = requests.Session() if keep_alive else None
+        kept = self.new_session() if keep_alive else None
         while not self._stop.is_set():
+            session = kept or self.new_session()
             try:
-                getter = session.get if session else requests.get
-                response = getter(self.url, timeout=self.timeout_s)
+                response = session.request(
+                    self.method, self.url, json=self.json_body, timeout=self.timeout_s
+                )
                 outcome = None if response.status_code == 200 else f"HTTP {response.status_code}"
                 pid = response.json()["data"]["pid"] if outcome is None else None
             except (requests.RequestException, ValueError, KeyError) as error:
                 outcome, pid = f"{type(error).__name__}: {error}", None
+            finally:
+                if session is not kept:
+                    session.close()
             with self._lock:
                 if outcome is None:
                     self.succeeded += 1
                     self.pids[pid] += 1
                 else:
                     self.failures.append(outcome)
-        if session:
-            session.close()
+        if kept:
+            kept.close()
 
     def wait_for_more(self, count: int, deadline_s: float = 30.0) -> None:
         target = self.total + count

@@ -18,7 +18,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.deploy_support import wait_for
+from tests.deploy_support import SteadyLoad, child_pids, wait_for, write_artifact
 from tests.processes import REPO_ROOT, free_port, gunicorn_server
 from tests.services import service_missing
 
@@ -251,6 +251,7 @@ def test_without_a_trusted_proxy_forwarded_headers_are_ignored(tmp_path):
         # The app believes only the TCP peer: nginx's address, not the client's or the spoof.
         assert seen["remote_addr"] == "127.0.0.1"
         assert seen["scheme"] == "http"
+        assert SPOOFED_ADDRESS not in server.logs()
         [app_line] = wait_for(
             lambda: app_access_lines(server.logs(), "/_test/whoami"), "the app's access line"
         )
@@ -299,3 +300,31 @@ def test_nginx_keeps_health_probes_out_of_its_log_and_answers_its_own_errors_in_
         assert down.status_code == 503
         assert down.json()["code"] == "service_unavailable"
         assert re.fullmatch(r"[0-9a-f]{32}", down.json()["request_id"])
+
+
+def test_hup_reloads_behind_nginx_fail_no_request_even_a_post_on_a_kept_alive_connection(
+    tmp_path,
+):
+    # nginx never retries a POST that reached gunicorn, so this counts what a client would see
+    # if nginx reused an upstream connection gunicorn was closing.
+    with app_behind_nginx(tmp_path, trusted_proxies="1") as (server, nginx):
+        load = SteadyLoad(
+            nginx.https_url + "/_test/whoami",
+            threads=4,
+            method="POST",
+            json_body={},
+            new_session=lambda: client_session(nginx.certificate),
+        )
+        with load:
+            load.wait_for_more(100)
+            for _reload in range(2):
+                before = child_pids(server.process.pid)
+                server.process.send_signal(signal.SIGHUP)
+                wait_for(
+                    lambda before=before: not child_pids(server.process.pid) & before,
+                    "the old worker to exit",
+                )
+                load.wait_for_more(100)
+        figures = {"requests": load.total, "failed": len(load.failures)}
+        write_artifact("deploy-hup-behind-nginx.json", {**figures, "sample": load.failures[:5]})
+    assert load.failures == [], load.failures[:5]

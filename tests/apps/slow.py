@@ -38,7 +38,7 @@ def slow() -> dict:
     return {"success": True, "data": {"slept_s": seconds, "pid": os.getpid()}}
 
 
-@app.get("/_test/whoami")
+@app.route("/_test/whoami", methods=["GET", "POST"])
 def whoami() -> dict:
     return {
         "success": True,
