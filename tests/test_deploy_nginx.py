@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from requests.adapters import HTTPAdapter
 
+from app.middlewares.rate_limits import STORAGE_KEY_PREFIX
 from tests.deploy_support import SteadyLoad, child_pids, wait_for, write_artifact
 from tests.processes import REPO_ROOT, free_port, gunicorn_server
 from tests.services import service_missing
@@ -188,13 +190,16 @@ def app_access_lines(logs: str, path: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def app_behind_nginx(tmp_path: Path, trusted_proxies: str) -> Iterator[tuple[Any, RunningNginx]]:
+def app_behind_nginx(
+    tmp_path: Path, trusted_proxies: str, **extra: str
+) -> Iterator[tuple[Any, RunningNginx]]:
     environment = {
         "APP_ENV": "development",
         "LOG_FORMAT": "json",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
         "WEB_CONCURRENCY": "1",
         "TRUSTED_PROXIES": trusted_proxies,
+        **extra,
     }
     with (
         gunicorn_server(
@@ -205,9 +210,19 @@ def app_behind_nginx(tmp_path: Path, trusted_proxies: str) -> Iterator[tuple[Any
         yield server, nginx
 
 
-def test_behind_nginx_the_app_sees_and_logs_the_client_address_not_a_spoofed_one(tmp_path):
+def rate_limit_keys(redis_url: str) -> list[str]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [key.decode() for key in client.keys(f"{STORAGE_KEY_PREFIX}*")]
+    finally:
+        client.close()
+
+
+def test_behind_nginx_the_app_sees_logs_and_rate_limits_the_client_address_not_a_spoofed_one(
+    tmp_path, redis_url
+):
     with (
-        app_behind_nginx(tmp_path, trusted_proxies="1") as (server, nginx),
+        app_behind_nginx(tmp_path, trusted_proxies="1", REDIS_URL=redis_url) as (server, nginx),
         client_session(nginx.certificate) as client,
     ):
         response = client.get(
@@ -236,10 +251,21 @@ def test_behind_nginx_the_app_sees_and_logs_the_client_address_not_a_spoofed_one
         assert nginx_line["request_id"] == request_id
         assert SPOOFED_ADDRESS not in server.logs()
 
+        # The rate limiter keys /api/ requests by the same address.
+        me = client.get(
+            nginx.https_url + "/api/v1/users/me",
+            headers={"X-Forwarded-For": SPOOFED_ADDRESS},
+            timeout=10,
+        )
+        assert me.status_code == 401
+        keys = rate_limit_keys(redis_url)
+        assert any(f"/{CLIENT_ADDRESS}/" in key for key in keys), keys
+        assert not any(SPOOFED_ADDRESS in key for key in keys), keys
 
-def test_without_a_trusted_proxy_forwarded_headers_are_ignored(tmp_path):
+
+def test_without_a_trusted_proxy_forwarded_headers_are_ignored(tmp_path, redis_url):
     with (
-        app_behind_nginx(tmp_path, trusted_proxies="0") as (server, nginx),
+        app_behind_nginx(tmp_path, trusted_proxies="0", REDIS_URL=redis_url) as (server, nginx),
         client_session(nginx.certificate) as client,
     ):
         response = client.get(
@@ -256,6 +282,10 @@ def test_without_a_trusted_proxy_forwarded_headers_are_ignored(tmp_path):
             lambda: app_access_lines(server.logs(), "/_test/whoami"), "the app's access line"
         )
         assert app_line["ip"] == "127.0.0.1"
+        client.get(nginx.https_url + "/api/v1/users/me", timeout=10)
+        keys = rate_limit_keys(redis_url)
+        assert any("/127.0.0.1/" in key for key in keys), keys
+        assert not any(CLIENT_ADDRESS in key or SPOOFED_ADDRESS in key for key in keys), keys
 
 
 def test_nginx_keeps_health_probes_out_of_its_log_and_answers_its_own_errors_in_json(tmp_path):
