@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from environs import Env, EnvValidationError
 from marshmallow.validate import Range
 
@@ -142,9 +143,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environ is None:
         # The project's .env (beside wsgi.py), never one found by walking up from elsewhere;
         # variables already in the environment win.
-        if DOTENV_FILE.is_file():
-            Env().read_env(str(DOTENV_FILE), recurse=False, override=False)
-        environ = os.environ
+        from_file = dotenv_values(DOTENV_FILE) if DOTENV_FILE.is_file() else {}
+        environ = {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
     env = _MappingEnv(environ)
     problems: list[str] = []
 
