@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from environs import Env, EnvValidationError
 from marshmallow.validate import Range
 
@@ -18,7 +19,9 @@ MIN_JWT_SECRET_LENGTH = 32
 # Deliberately public: development and test must run with no set-up, and the
 # value is logged loudly so nobody mistakes it for a real secret.
 DEV_JWT_SECRET = "steadfast-development-secret-do-not-use-in-production"
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+DOTENV_FILE = PROJECT_ROOT / ".env"
 
 _DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -140,8 +143,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     With no mapping the process environment is used, after reading `.env` when present.
     """
     if environ is None:
-        Env().read_env(recurse=False, override=False)
-        environ = os.environ
+        # The project's .env (beside wsgi.py), never one found by walking up from elsewhere;
+        # variables already in the environment win.
+        from_file = dotenv_values(DOTENV_FILE) if DOTENV_FILE.is_file() else {}
+        environ = {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
     env = _MappingEnv(environ)
     problems: list[str] = []
 

@@ -69,7 +69,10 @@ def gunicorn_server(
     ready_path: str = "/health/live",
     app_module: str = "wsgi:app",
 ) -> Iterator[RunningServer]:
-    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL)."""
+    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL).
+
+    `app_module` lets a deployment test serve a test-only wrapper (tests/apps/) of the app.
+    """
     port = free_port()
     env = {**os.environ, **environment, "PORT": str(port)}
     with open(log_path, "wb") as log_file:

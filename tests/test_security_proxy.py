@@ -115,7 +115,7 @@ def test_the_rate_limit_key_is_the_address_nginx_saw_only_when_nginx_is_trusted(
     }
     assert run_flask(environment, "db", "upgrade").returncode == 0
     with (
-        gunicorn_server(environment, tmp_path / "gunicorn.log", ready_path="/") as server,
+        gunicorn_server(environment, tmp_path / "gunicorn.log") as server,
         nginx_proxy(server.base_url, tmp_path) as port,
     ):
         assert _get_from_client_address(port, "/api/v1/users/me") == 401
