@@ -78,7 +78,7 @@ def test_forgot_reset_login_with_the_new_password_end_to_end(smtp_client, mailbo
 def test_an_unknown_email_gets_the_same_202_and_nothing_is_sent(smtp_client, mailbox):
     known = registered(smtp_client, mailbox)
     unknown = unique_email("nobody")
-    answers = [forgot(smtp_client, address) for address in (known, unknown, "not-an-email")]
+    answers = [forgot(smtp_client, address) for address in (known, unknown)]
     assert {r.status_code for r in answers} == {202}
     assert len({r.get_data(as_text=True) for r in answers}) == 1
     mailbox.wait_for(known, count=2)
@@ -160,6 +160,7 @@ def test_the_new_password_must_meet_the_policy_and_the_token_survives_a_refusal(
 
 
 def test_reset_endpoints_validate_their_bodies(client):
+    assert_error_envelope(forgot(client, "not-an-email"), 422, "validation_error")
     assert_error_envelope(
         client.post("/api/v1/auth/password-reset", json={}), 422, "validation_error"
     )

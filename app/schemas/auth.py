@@ -36,8 +36,9 @@ class OneTimeTokenSchema(Schema):
 
 
 class PasswordResetRequestSchema(Schema):
-    # No format check: whatever is typed gets the same 202 (no account enumeration).
-    email = EmailAddress(required=True, check_format=False)
+    # A malformed address is a 422 (that says nothing about accounts); any well-formed one
+    # gets the same 202, registered or not.
+    email = EmailAddress(required=True)
 
 
 class PasswordResetConfirmSchema(Schema):
