@@ -107,6 +107,7 @@ def _build_state(settings: Settings) -> AppState:
 
 def _register_http_layer(app: Flask) -> None:
     from app.api import register_blueprints
+    from app.api.docs import init_docs
     from app.errors.handlers import register_error_handlers
     from app.middlewares.input_guards import init_input_guards
     from app.middlewares.request_context import init_request_context
@@ -121,4 +122,5 @@ def _register_http_layer(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     register_blueprints(api)
+    init_docs(app)
     register_error_handlers(app)
