@@ -35,7 +35,7 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
             requests.get(url, timeout=1)
             return
         except (requests.ConnectionError, requests.Timeout):
-            # A worker still booting may accept the connection and answer late.
+            # Refused before the bind, or accepted by the backlog while workers still boot.
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 
