@@ -110,6 +110,7 @@ def _build_state(settings: Settings) -> AppState:
 
 def _register_http_layer(app: Flask, settings: Settings) -> None:
     from app.api import register_blueprints
+    from app.api.docs import init_docs
     from app.errors.handlers import register_error_handlers
     from app.middlewares.input_guards import init_input_guards
     from app.middlewares.proxy import init_proxy_fix
@@ -132,4 +133,5 @@ def _register_http_layer(app: Flask, settings: Settings) -> None:
     )
     register_blueprints(api)
     apply_route_limits(app)
+    init_docs(app)
     register_error_handlers(app)
