@@ -68,7 +68,7 @@ def children_of(parent: ReadableSpan, spans: list[ReadableSpan]) -> list[Readabl
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_one_registration_is_one_trace_across_http_database_redis_and_the_worker(
-    make_app, redis_url, exported, monkeypatch
+    make_app, redis_url, exported, monkeypatch, log_records
 ):
     app = make_app(REDIS_URL=redis_url, **TRACING_ON)
     connection = Redis.from_url(redis_url)
@@ -107,6 +107,10 @@ def test_one_registration_is_one_trace_across_http_database_redis_and_the_worker
     assert job.parent.span_id == server.context.span_id
     assert job.start_time >= server.start_time
     assert [s.name for s in children_of(job, spans)] == ["SET"]
+    # The worker's log line belongs to the same trace, under the job's span.
+    sent = only([r for r in log_records if r["message"] == "email sent: welcome"])
+    assert sent["trace_id"] == response.headers[TRACE_ID_HEADER]
+    assert sent["span_id"] == format_span_id(job.context.span_id)
     # Nothing else in the trace: the worker's own polling is not part of it.
     assert {s.context.span_id for s in spans} == {
         server.context.span_id,
@@ -142,6 +146,8 @@ def test_an_incoming_traceparent_continues_the_callers_trace(make_app, redis_url
     under_request = children_of(server, spans)
     token_checks = [s for s in under_request if s.attributes.get("db.system") == "redis"]
     assert token_checks and {s.name for s in token_checks} == {"EXISTS"}
+    # No request header is recorded unless an operator asks for it (and then see below).
+    assert not [key for s in spans for key in s.attributes if key.startswith("http.request.header")]
 
 
 def test_every_log_line_of_a_request_carries_its_trace_and_span_id(make_app, exported, log_records):
