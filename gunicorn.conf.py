@@ -34,3 +34,38 @@ logger_class = "app.gunicorn_logger.GunicornLogger"
 # gunicorn's runtime control socket defaults to one path per user: several instances on a
 # host (tests, the local cluster) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+# Server hooks: monitoring (metrics directory, loop-lag sampler, readiness on SIGTERM, crash
+# and timeout reporting). The work is in app/monitoring/gunicorn_hooks.py.
+from app.monitoring import gunicorn_hooks  # noqa: E402
+
+gunicorn_hooks.prepare_master()
+
+
+def on_starting(server):
+    gunicorn_hooks.on_starting(server)
+
+
+def post_fork(server, worker):
+    gunicorn_hooks.post_fork(server, worker, settings)
+
+
+def post_worker_init(worker):
+    gunicorn_hooks.post_worker_init(worker)
+
+
+def worker_abort(worker):
+    gunicorn_hooks.worker_abort(worker)
+
+
+def worker_exit(server, worker):
+    gunicorn_hooks.worker_exit(server, worker)
+
+
+def child_exit(server, worker):
+    gunicorn_hooks.child_exit(server, worker)
+
+
+def on_exit(server):
+    gunicorn_hooks.on_exit(server)
