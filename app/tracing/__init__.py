@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from loguru import logger
 
 from app.config import Settings, load_settings
 from app.tracing.http import TRACE_ID_HEADER, instrument_app
@@ -39,6 +40,11 @@ def init_tracing(app: Flask, settings: Settings) -> None:
     # may be built in the master (preload_app), where an export thread would not survive.
     if not _in_gunicorn():
         start_tracing(settings)
+    elif tracer_provider() is None:
+        logger.info(
+            "tracing configured: spans are recorded once gunicorn's post_fork hook calls "
+            "app.tracing.init_tracing_for_worker in this worker"
+        )
     instrument_app(app)
 
 
