@@ -34,6 +34,7 @@ PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
 # Headers a browser client may read from a cross-origin response.
 CORS_EXPOSED_HEADERS = [
     "X-Request-ID",
+    "X-Trace-ID",
     "Location",
     "Retry-After",
     "RateLimit-Limit",
