@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -17,7 +16,7 @@ from rq import Queue
 
 from app.tracing import TRACE_ID_HEADER
 from tests.otlp_sink import otlp_sink
-from tests.processes import BIN_DIR, REPO_ROOT, free_port, wait_until_serving
+from tests.processes import BIN_DIR, REPO_ROOT, free_port, stop_process, wait_until_serving
 from tests.tracing_jobs import DELIVERED_KEY_PREFIX, deliver_welcome
 
 pytestmark = pytest.mark.slow
@@ -117,12 +116,7 @@ def test_gunicorn_workers_start_tracing_after_the_fork_and_continue_callers_trac
                 lambda received: wanted <= {s.trace_id for s in received if s.kind == 2}
             )
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process(process)
 
     for trace_id, caller_span_id, _ in callers:
         server = next(s for s in spans if s.trace_id == trace_id and s.kind == SPAN_KIND_SERVER)
