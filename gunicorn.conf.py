@@ -58,6 +58,7 @@ control_socket_disable = True
 # Server hooks: monitoring (metrics directory, loop-lag sampler, readiness on SIGTERM, crash
 # and timeout reporting). The work is in app/monitoring/gunicorn_hooks.py.
 from app.monitoring import gunicorn_hooks  # noqa: E402
+from app.tracing import init_tracing_for_worker  # noqa: E402
 
 gunicorn_hooks.prepare_master()
 
@@ -69,6 +70,8 @@ def on_starting(server):
 def post_fork(server, worker):
     dispose_inherited_connections(worker)
     gunicorn_hooks.post_fork(server, worker, settings)
+    # After the fork: the span exporter's thread must live in the worker, not the master.
+    init_tracing_for_worker(settings)
 
 
 def post_worker_init(worker):

@@ -78,6 +78,8 @@ class Settings:
     version: str = "0.1.0"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
+
     @property
     def is_deployed(self) -> bool:
         return self.app_env in DEPLOYED_ENVIRONMENTS
@@ -225,6 +227,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if access_ttl and refresh_ttl and refresh_ttl <= access_ttl:
         problems.append("JWT_REFRESH_EXPIRY: must be longer than JWT_EXPIRY")
 
+    tracing = load_tracing_settings(environ, problems)
+
     origins = tuple(origin.strip().rstrip("/") for origin in cors_origins or [] if origin.strip())
     if deployed and "*" in origins:
         problems.append("CORS_ORIGINS: '*' is refused in staging/production; list the origins")
@@ -273,6 +277,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url or None,
         jwt_secret=jwt_secret,
         jwt_secret_is_dev_default=jwt_secret_is_dev_default,
+        tracing=tracing,
         access_token_ttl_s=access_ttl,
         refresh_token_ttl_s=refresh_ttl,
         cors_origins=origins,
@@ -298,4 +303,84 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gunicorn_timeout=gunicorn_timeout,
         graceful_timeout=graceful_timeout,
         frontend_url=(frontend_url or "").rstrip("/") or None,
+    )
+
+
+# --- Tracing: the standard OpenTelemetry variables -----------------------------------------
+
+TRACE_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+TRACE_EXPORTERS = ("otlp", "console", "none")
+_TRUE_FALSE = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing; with `enabled` False nothing is installed at all."""
+
+    enabled: bool = False
+    service_name: str = "steadfast"
+    exporter: str = "otlp"
+    # The full URL spans are POSTed to (OTLP over HTTP with protobuf bodies).
+    traces_endpoint: str | None = None
+    sampler: str = "parentbased_always_on"
+    sampler_arg: float = 1.0
+
+
+def load_tracing_settings(environ: Mapping[str, str], problems: list[str]) -> TracingSettings:
+    """Tracing is on when an OTLP endpoint (or the console exporter) is configured and the
+    SDK is not disabled; the names and meanings are the OpenTelemetry specification's."""
+    raw_disabled = environ.get("OTEL_SDK_DISABLED", "false").strip().lower() or "false"
+    disabled = _TRUE_FALSE.get(raw_disabled)
+    if disabled is None:
+        problems.append(f"OTEL_SDK_DISABLED: {raw_disabled!r} is not true or false")
+
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if exporter not in TRACE_EXPORTERS:
+        problems.append(f"OTEL_TRACES_EXPORTER: {exporter!r} is not one of otlp, console, none")
+    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        protocol = environ.get(name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            problems.append(f"{name}: only http/protobuf is supported (got {protocol!r})")
+
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    endpoint_name = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    if not endpoint:
+        # The generic endpoint is a base URL: the HTTP exporter appends the signal's path.
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        endpoint = base.rstrip("/") + "/v1/traces" if base else ""
+        endpoint_name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    if endpoint and not re.match(r"^https?://[^/\s?#]+(/[^\s]*)?$", endpoint):
+        problems.append(f"{endpoint_name}: {endpoint!r} is not a URL like http://collector:4318")
+
+    service_name = environ.get("OTEL_SERVICE_NAME", "").strip() or "steadfast"
+
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if sampler not in TRACE_SAMPLERS:
+        known = ", ".join(TRACE_SAMPLERS)
+        problems.append(f"OTEL_TRACES_SAMPLER: {sampler!r} is not one of {known}")
+    sampler_arg = 1.0
+    raw_arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if raw_arg and sampler.endswith("traceidratio"):
+        try:
+            sampler_arg = float(raw_arg)
+        except ValueError:
+            sampler_arg = -1.0
+        if not 0.0 <= sampler_arg <= 1.0:
+            problems.append(f"OTEL_TRACES_SAMPLER_ARG: {raw_arg!r} is not a ratio from 0 to 1")
+
+    enabled = not disabled and (exporter == "console" or (exporter == "otlp" and bool(endpoint)))
+    return TracingSettings(
+        enabled=enabled,
+        service_name=service_name,
+        exporter=exporter,
+        traces_endpoint=endpoint or None,
+        sampler=sampler,
+        sampler_arg=sampler_arg,
     )

@@ -57,6 +57,9 @@ _GENEROUS_RATE_LIMITS = {
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # A developer's shell exporting traces must not make the whole suite trace.
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("APP_ENV", "test")
 
 

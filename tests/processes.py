@@ -96,10 +96,16 @@ def gunicorn_server(
             wait_until_serving(server.base_url + ready_path, process=process)
             yield server
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """TERM, then KILL the whole process group if it has not exited within `grace_s`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

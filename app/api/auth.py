@@ -41,7 +41,7 @@ def login(credentials: dict) -> dict:
 
 @blp.route("/logout", methods=["POST"])
 @blp.doc(security=BEARER_SECURITY)
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema, required=False)
 @blp.response(204, description="The access token and the given refresh token are revoked.")
 @documents_errors(blp, 400, 401, 403, 413, 415, 422, 429)
 @auth_required

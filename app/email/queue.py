@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 
 from app.state import app_state
+from app.tracing import continue_trace, trace_carrier
 
 QUEUE_NAME = "emails"
 # Backoff between attempts, seconds: a mail relay that is down for minutes loses nothing.
@@ -50,6 +51,8 @@ def dispatch(job_name: str, **params: Any) -> None:
                 job_timeout=JOB_TIMEOUT_S,
                 failure_ttl=FAILED_JOB_TTL_S,
                 description=f"email:{job_name}",
+                # The worker's span joins the trace of the request that queued the email.
+                meta={"trace": trace_carrier()},
             )
             return
         except RedisError as error:
@@ -75,11 +78,12 @@ def run_inline(job_name: str, params: dict[str, Any]) -> None:
 
 def perform(job_name: str, params: dict[str, Any]) -> None:
     """RQ entry point: run the job in a fresh app context; raise so RQ retries a failure."""
-    with current_app.app_context():
+    job = get_current_job()
+    carrier = job.meta.get("trace") if job is not None else None
+    with current_app.app_context(), continue_trace(f"email {job_name}", carrier):
         try:
             _run(job_name, params)
         except Exception as error:
-            job = get_current_job()
             if job is None or not job.retries_left:
                 logger.opt(exception=error).bind(email_job=job_name).error(
                     "email job failed for good after its retries; kept in the failed registry"

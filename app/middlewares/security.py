@@ -22,20 +22,19 @@ DOCS_PATH_PREFIX = "/api/docs"
 DOCS_CONTENT_SECURITY_POLICY = {
     "default-src": "'none'",
     "script-src": "'self'",
-    "style-src": "'self' 'unsafe-inline'",
+    "style-src": "'self'",
     "img-src": "'self' data:",
-    "font-src": "'self'",
     "connect-src": "'self'",
     "base-uri": "'none'",
     "form-action": "'none'",
     "frame-ancestors": "'none'",
 }
-DOCS_NONCE_DIRECTIVES = ["script-src"]
 # Load balancers and Prometheus probe over plain HTTP inside the network: never redirect them.
 PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
 # Headers a browser client may read from a cross-origin response.
 CORS_EXPOSED_HEADERS = [
     "X-Request-ID",
+    "X-Trace-ID",
     "Location",
     "Retry-After",
     "RateLimit-Limit",
@@ -76,10 +75,6 @@ class ProxyAwareTalisman(Talisman):
     def _get_local_options(self) -> dict[str, Any]:
         options = dict(super()._get_local_options())
         options["content_security_policy"] = content_security_policy_for(request.path)
-        if options["content_security_policy"] is DOCS_CONTENT_SECURITY_POLICY:
-            options["content_security_policy_nonce_in"] = DOCS_NONCE_DIRECTIVES
-        else:
-            options["content_security_policy_nonce_in"] = []
         return options
 
     def _force_https(self) -> Response | None:

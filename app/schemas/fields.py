@@ -19,6 +19,8 @@ class SafeString(fields.String):
         self.multiline = multiline
         kwargs.setdefault("validate", [])
         super().__init__(**kwargs)
+        # The cap is enforced in _deserialize; this makes the OpenAPI document say so too.
+        self.metadata.setdefault("maxLength", max_length)
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
