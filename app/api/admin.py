@@ -42,7 +42,7 @@ def get_user(user_id: uuid.UUID) -> dict:
 
 @blp.route("/<uuid:user_id>", methods=["PATCH"])
 @blp.doc(security=BEARER_SECURITY)
-@blp.arguments(AdminUpdateUserSchema)
+@blp.arguments(AdminUpdateUserSchema, required=False)
 @blp.response(200, success_envelope(UserSchema))
 @documents_errors(blp, 400, 401, 403, 404, 409, 413, 415, 422, 429)
 @auth_required(role="admin")

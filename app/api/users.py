@@ -47,7 +47,8 @@ def get_me() -> dict:
 
 @blp.route("/me", methods=["PATCH"])
 @blp.doc(security=BEARER_SECURITY)
-@blp.arguments(UpdateMeSchema)
+# Every field is optional, so an empty or missing body is a valid no-op change.
+@blp.arguments(UpdateMeSchema, required=False)
 @blp.response(200, success_envelope(UserSchema))
 @documents_errors(blp, 400, 401, 403, 409, 413, 415, 422, 429)
 @auth_required
