@@ -20,6 +20,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
 DATABASE_STATEMENT_TIMEOUT_MS = 5000
 DATABASE_CONNECT_TIMEOUT_S = 3
+# A client-side bound for a server that never answers (see app/repositories/connections.py);
+# longer than the statement timeout so a merely slow query is cancelled cleanly by the server.
+DATABASE_WAIT_TIMEOUT_S = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 2
 REDIS_TIMEOUT_S = 1.0
 
 
@@ -42,6 +45,7 @@ def create_app(
     attach_state(app, _build_state(settings))
 
     db.init_app(app)
+    _bound_database_waits(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _register_http_layer(app)
 
@@ -87,6 +91,14 @@ def _engine_options(database_url: str) -> dict[str, Any]:
             "application_name": "steadfast",
         },
     }
+
+
+def _bound_database_waits(app: Flask) -> None:
+    from app.repositories.connections import bound_database_waits, release_sessions_quietly
+
+    with app.app_context():
+        bound_database_waits(db.engine, DATABASE_WAIT_TIMEOUT_S)
+    release_sessions_quietly(app, db.session)
 
 
 def _build_state(settings: Settings) -> AppState:
