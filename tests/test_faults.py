@@ -102,8 +102,8 @@ def run_outage(
     load = BackgroundLoad(user_journey(stack.url), threads=3).start()
     try:
         time.sleep(1.0)  # let healthy traffic flow first: the load, not a server, is awaited
-        broken_at = time.monotonic()
         break_it()
+        broken_at = time.monotonic()  # after: stopping a server takes a moment
         try:
             time.sleep(outage_s)
         finally:
