@@ -250,6 +250,7 @@ def test_health_reports_redis_down_and_the_service_degraded(healthy_stack: Stack
 
 
 def _rate_limited_build(stack: Stack) -> bool:
+    """Whether this build has rate limits: their responses carry RateLimit headers."""
     response = requests.post(
         f"{stack.url}/api/v1/auth/login",
         json={"email": unique_email(), "password": STRONG_PASSWORD},

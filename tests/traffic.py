@@ -29,6 +29,7 @@ class Outcome:
     body: Any = None
     upstream: str | None = None
     started_at: float = 0.0  # time.monotonic() when the call began
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished_at(self) -> float:
@@ -82,7 +83,9 @@ def call(
         body = response.text[:300]
     code = body.get("code") if isinstance(body, dict) else None
     upstream = response.headers.get("X-Upstream")
-    return Outcome(name, response.status_code, code, elapsed, body, upstream, started)
+    return Outcome(
+        name, response.status_code, code, elapsed, body, upstream, started, dict(response.headers)
+    )
 
 
 def unique_email(prefix: str = "load") -> str:
