@@ -20,6 +20,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
 DATABASE_STATEMENT_TIMEOUT_MS = 5000
 DATABASE_CONNECT_TIMEOUT_S = 3
+# A session whose client vanished mid-transaction (network partition) releases its locks.
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 # A client-side bound for a server that never answers (see app/repositories/connections.py);
 # longer than the statement timeout so a merely slow query is cancelled cleanly by the server.
 DATABASE_WAIT_TIMEOUT_S = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 2
@@ -87,7 +89,10 @@ def _engine_options(database_url: str) -> dict[str, Any]:
         "max_overflow": 5,
         "connect_args": {
             "connect_timeout": DATABASE_CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+            "options": (
+                f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
+                f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+            ),
             "application_name": "steadfast",
         },
     }

@@ -26,9 +26,13 @@ _CHUNK = 65536
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with a TCP RST, as a crashed server or a dropped NAT entry looks to the client."""
+    """Drop a connection at once, as a crashed server or a dropped NAT entry looks to the peer."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # close() alone would not release a socket another thread is blocked in recv() on, and the
+    # peer (PostgreSQL holding a transaction open) would never learn: shutdown() wakes it.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 

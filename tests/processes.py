@@ -34,7 +34,8 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
         try:
             requests.get(url, timeout=1)
             return
-        except (requests.ConnectionError, requests.Timeout):  # not bound yet, or still booting
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused before the bind, or accepted by the backlog while workers still boot.
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 

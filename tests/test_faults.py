@@ -311,6 +311,7 @@ def test_a_query_stuck_behind_a_lock_is_cancelled_by_the_statement_timeout(
     # A migration or a long transaction holding the users table: the server, not the network,
     # is slow. The statement timeout cancels the query; the client gets a 503, not a hang.
     with psycopg.connect(healthy_stack.database_url, connect_timeout=5) as blocker:
+        blocker.execute("SET lock_timeout = '10s'")  # a leaked transaction fails the test
         blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
         stuck = call(
