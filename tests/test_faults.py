@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -65,7 +65,7 @@ def healthy_stack(stack: Stack) -> Iterator[Stack]:
         wait_until(stack.serves_authenticated_requests)
 
 
-def user_journey(base_url: str) -> callable:
+def user_journey(base_url: str) -> Callable[[requests.Session], list[Outcome]]:
     """One load step: register, log in, read /users/me: each outcome timed."""
 
     def step(client: requests.Session) -> list[Outcome]:
@@ -96,7 +96,7 @@ def assert_no_500_and_no_connection_error(outcomes: list[Outcome]) -> None:
 
 
 def run_outage(
-    stack: Stack, break_it: callable, restore: callable, outage_s: float
+    stack: Stack, break_it: Callable[[], None], restore: Callable[[], None], outage_s: float
 ) -> tuple[list[Outcome], list[Outcome], float]:
     """Load before, during and after a fault: (outcomes during, all outcomes, recovery s)."""
     load = BackgroundLoad(user_journey(stack.url), threads=3).start()

@@ -13,6 +13,7 @@ import secrets
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,9 @@ def route_exists(base_url: str, method: str, path: str) -> bool:
     return not (response.status_code == 404 and response.json().get("code") == "not_found")
 
 
-def mixed_journey(base_url: str, with_refresh: bool, with_health: bool):
+def mixed_journey(
+    base_url: str, with_refresh: bool, with_health: bool
+) -> Callable[[requests.Session], list[Outcome]]:
     """Register, log in, read /users/me three times, refresh, check health."""
 
     def step(client: requests.Session) -> list[Outcome]:
