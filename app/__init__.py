@@ -49,7 +49,10 @@ def create_app(
     db.init_app(app)
     _bound_database_waits(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    _register_http_layer(app)
+    from app.monitoring import init_monitoring
+
+    init_monitoring(app)
+    _register_http_layer(app, settings)
 
     from app.cli import register_cli
 
@@ -122,13 +125,20 @@ def _build_state(settings: Settings) -> AppState:
     return AppState(settings=settings, redis=redis, token_store=token_store)
 
 
-def _register_http_layer(app: Flask) -> None:
+def _register_http_layer(app: Flask, settings: Settings) -> None:
     from app.api import register_blueprints
     from app.errors.handlers import register_error_handlers
     from app.middlewares.input_guards import init_input_guards
+    from app.middlewares.proxy import init_proxy_fix
+    from app.middlewares.rate_limits import apply_route_limits, init_rate_limits
     from app.middlewares.request_context import init_request_context
+    from app.middlewares.security import init_cors, init_security_headers
 
+    init_proxy_fix(app, settings.trusted_proxies)
     init_request_context(app)
+    init_security_headers(app, settings)
+    init_cors(app, settings)
+    init_rate_limits(app, settings)
     init_input_guards(app)
     api = Api(
         app,
@@ -138,4 +148,5 @@ def _register_http_layer(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     register_blueprints(api)
+    apply_route_limits(app)
     register_error_handlers(app)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from environs import Env, EnvValidationError
 from marshmallow.validate import Range
 
@@ -18,7 +19,9 @@ MIN_JWT_SECRET_LENGTH = 32
 # Deliberately public: development and test must run with no set-up, and the
 # value is logged loudly so nobody mistakes it for a real secret.
 DEV_JWT_SECRET = "steadfast-development-secret-do-not-use-in-production"
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+DOTENV_FILE = PROJECT_ROOT / ".env"
 
 _DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,6 +54,7 @@ class Settings:
     cors_origins: tuple[str, ...]
     rate_limit_default: str
     rate_limit_auth: str
+    rate_limit_login_failures: str
     trusted_proxies: int
     max_content_length: int
     log_level: str
@@ -62,6 +66,8 @@ class Settings:
     loop_lag_report_s: int
     loop_lag_threshold_ms: int
     slow_query_ms: int
+    health_timeout_ms: int
+    memory_threshold_mb: int
     metrics_token: str | None
     web_concurrency: int
     gunicorn_threads: int
@@ -135,8 +141,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     With no mapping the process environment is used, after reading `.env` when present.
     """
     if environ is None:
-        Env().read_env(recurse=False, override=False)
-        environ = os.environ
+        # The project's .env (beside wsgi.py), never one found by walking up from elsewhere;
+        # variables already in the environment win.
+        from_file = dotenv_values(DOTENV_FILE) if DOTENV_FILE.is_file() else {}
+        environ = {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
     env = _MappingEnv(environ)
     problems: list[str] = []
 
@@ -150,6 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cors_origins = env.list("CORS_ORIGINS", [])
     rate_limit_default = env.str("RATE_LIMIT_DEFAULT", "100 per 15 minutes")
     rate_limit_auth = env.str("RATE_LIMIT_AUTH", "10 per minute")
+    rate_limit_login_failures = env.str("RATE_LIMIT_LOGIN_FAILURES", "5 per 15 minutes")
     trusted_proxies = env.int("TRUSTED_PROXIES", 0, validate=Range(min=0, max=10))
     max_content_length = env.str("MAX_CONTENT_LENGTH", str(1024 * 1024))
     log_level = env.str("LOG_LEVEL", "INFO").upper()
@@ -161,6 +170,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     loop_lag_report_s = env.int("LOOP_LAG_REPORT_S", 10, validate=Range(min=1, max=3600))
     loop_lag_threshold_ms = env.int("LOOP_LAG_THRESHOLD_MS", 50, validate=Range(min=1))
     slow_query_ms = env.int("SLOW_QUERY_MS", 200, validate=Range(min=0))
+    # A probe may wait at most 1 s (SPEC section 4): /health must answer while a dependency hangs.
+    health_timeout_ms = env.int("HEALTH_TIMEOUT_MS", 1000, validate=Range(min=10, max=1000))
+    memory_threshold_mb = env.int("MEMORY_THRESHOLD_MB", 512, validate=Range(min=16))
     metrics_token = env.str("METRICS_TOKEN", None)
     web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(min=1, max=64))
     gunicorn_threads = env.int("GUNICORN_THREADS", 4, validate=Range(min=1, max=256))
@@ -220,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, value in (
         ("RATE_LIMIT_DEFAULT", rate_limit_default),
         ("RATE_LIMIT_AUTH", rate_limit_auth),
+        ("RATE_LIMIT_LOGIN_FAILURES", rate_limit_login_failures),
     ):
         if value is not None and not all(
             _RATE_LIMIT_PATTERN.match(part) for part in value.split(";")
@@ -259,6 +272,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins,
         rate_limit_default=rate_limit_default,
         rate_limit_auth=rate_limit_auth,
+        rate_limit_login_failures=rate_limit_login_failures,
         trusted_proxies=trusted_proxies,
         max_content_length=max_body,
         log_level=log_level,
@@ -270,6 +284,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         loop_lag_report_s=loop_lag_report_s,
         loop_lag_threshold_ms=loop_lag_threshold_ms,
         slow_query_ms=slow_query_ms,
+        health_timeout_ms=health_timeout_ms,
+        memory_threshold_mb=memory_threshold_mb,
         metrics_token=metrics_token or None,
         web_concurrency=web_concurrency,
         gunicorn_threads=gunicorn_threads,

@@ -32,7 +32,7 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=2)
             return
         except (requests.ConnectionError, requests.Timeout):
             # Refused before the bind, or accepted by the backlog while workers still boot.
@@ -63,9 +63,16 @@ class RunningServer:
 
 @contextmanager
 def gunicorn_server(
-    environment: Mapping[str, str], log_path: Path, *, ready_path: str = "/health/live"
+    environment: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready_path: str = "/health/live",
+    app_module: str = "wsgi:app",
 ) -> Iterator[RunningServer]:
-    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL)."""
+    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL).
+
+    `app_module` lets a deployment test serve a test-only wrapper (tests/apps/) of the app.
+    """
     port = free_port()
     env = {**os.environ, **environment, "PORT": str(port)}
     with open(log_path, "wb") as log_file:
@@ -76,7 +83,7 @@ def gunicorn_server(
                 "gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "wsgi:app",
+                app_module,
             ],
             cwd=REPO_ROOT,
             env=env,

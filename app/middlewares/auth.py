@@ -44,3 +44,8 @@ def auth_required(view: View | None = None, *, role: str | None = None) -> Any:
 
 def current_user() -> User:
     return g.current_user
+
+
+def current_access_token() -> str:
+    """The bearer token `auth_required` accepted for this request (logout revokes it)."""
+    return _bearer_token()
