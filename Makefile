@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export APP_ENV ?= development
 export FLASK_APP := wsgi.py
 
-.PHONY: install run migrate lint format test bench clean
+.PHONY: install run migrate lint format test bench clean cluster
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ migrate: install
 
 run: migrate
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# Two instances behind nginx on PostgreSQL (127.0.0.1:5432) and a private Redis; Ctrl-C stops.
+cluster: install
+	$(BIN)/python -m deploy.cluster
 
 lint: install
 	$(BIN)/ruff check .
