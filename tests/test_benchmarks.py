@@ -119,9 +119,7 @@ def test_hello_baseline_answers_json():
 
 
 @pytest.fixture
-def reference_app(
-    monkeypatch: pytest.MonkeyPatch, postgresql_database_url: str
-) -> Iterator[Any]:
+def reference_app(monkeypatch: pytest.MonkeyPatch, postgresql_database_url: str) -> Iterator[Any]:
     monkeypatch.setenv("JWT_SECRET", DEV_JWT_SECRET)
     monkeypatch.setenv("DATABASE_URL", postgresql_database_url)
     module = importlib.reload(importlib.import_module("benchmarks.baselines.reference"))
