@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -513,8 +514,14 @@ def argon2_parameters() -> dict[str, Any]:
     }
 
 
+def _exit_on_term(signum: int, frame: object) -> None:
+    # Unwinds the ExitStack, so a stopped run still stops its servers and drops its database.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_term)
     if wrk_path() is None:
         print("wrk is not installed: apt-get install -y wrk (make bench does it)", file=sys.stderr)
         return 2
