@@ -561,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
                     runs,
                 )
             memory = {name: s.worker_memory() for name, s in servers_by_name.items()}
+            workers = int(settings.get("workers", args.workers))
+            restarts = {
+                name: max(0, s.worker_boots() - workers) for name, s in servers_by_name.items()
+            }
             ready_s = {name: round(s.ready_s, 3) for name, s in servers_by_name.items()}
         steadfast_log = workdir / "steadfast.log"
         log_lines = sum(1 for _ in steadfast_log.open("rb"))
@@ -604,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [run.__dict__ for run in runs],
         "password_hash": {"argon2": argon2},
         "worker_memory_mib": memory,
+        "worker_restarts": restarts,
         "startup": {"cold_start": cold, "gunicorn_ready_s": ready_s},
         "steadfast_log_lines": log_lines,
         "targets": [check.as_dict() for check in checks],
@@ -622,6 +627,10 @@ def main(argv: list[str] | None = None) -> int:
         figures = ", ".join(f"{w['rss']:.0f}/{w['pss']:.0f}/{w['uss']:.0f}" for w in workers)
         print(f"  {name:<10} {figures}")
     print(f"Steadfast wrote {log_lines} log lines (JSON, to a file).")
+    print(
+        "workers recycled during the run (max_requests): "
+        + ", ".join(f"{name} {count}" for name, count in restarts.items())
+    )
     print()
     print("Targets (ratios measured in this run):")
     print(report.format_targets_table(checks))

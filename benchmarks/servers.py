@@ -50,6 +50,10 @@ class Server:
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)
 
+    def worker_boots(self) -> int:
+        """Workers booted so far, the first ones included (max_requests recycles them)."""
+        return self.log_path.read_text(errors="replace").count("Booting worker")
+
     def worker_memory(self) -> list[dict[str, float]]:
         return [m for pid in self.worker_pids() if (m := memory_mib(pid)) is not None]
 
