@@ -15,6 +15,7 @@ from app.config import INSTANCE_DIR, Settings, load_settings
 from app.extensions import Api, db, migrate
 from app.logs import configure_logging
 from app.state import AppState, attach_state
+from app.tracing import init_tracing
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
@@ -40,10 +41,16 @@ def create_app(
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.update(_flask_config(settings))
     attach_state(app, _build_state(settings))
+    # First: the request span must open before any other hook runs, and the database
+    # instrumentation must be in place before the engine is created.
+    init_tracing(app, settings)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    _register_http_layer(app)
+    from app.monitoring import init_monitoring
+
+    init_monitoring(app)
+    _register_http_layer(app, settings)
 
     from app.cli import register_cli
 
@@ -105,13 +112,21 @@ def _build_state(settings: Settings) -> AppState:
     return AppState(settings=settings, redis=redis, token_store=token_store)
 
 
-def _register_http_layer(app: Flask) -> None:
+def _register_http_layer(app: Flask, settings: Settings) -> None:
     from app.api import register_blueprints
+    from app.api.docs import init_docs
     from app.errors.handlers import register_error_handlers
     from app.middlewares.input_guards import init_input_guards
+    from app.middlewares.proxy import init_proxy_fix
+    from app.middlewares.rate_limits import apply_route_limits, init_rate_limits
     from app.middlewares.request_context import init_request_context
+    from app.middlewares.security import init_cors, init_security_headers
 
+    init_proxy_fix(app, settings.trusted_proxies)
     init_request_context(app)
+    init_security_headers(app, settings)
+    init_cors(app, settings)
+    init_rate_limits(app, settings)
     init_input_guards(app)
     api = Api(
         app,
@@ -121,4 +136,6 @@ def _register_http_layer(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     register_blueprints(api)
+    apply_route_limits(app)
+    init_docs(app)
     register_error_handlers(app)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from environs import Env, EnvValidationError
 from marshmallow.validate import Range
 
@@ -18,7 +19,9 @@ MIN_JWT_SECRET_LENGTH = 32
 # Deliberately public: development and test must run with no set-up, and the
 # value is logged loudly so nobody mistakes it for a real secret.
 DEV_JWT_SECRET = "steadfast-development-secret-do-not-use-in-production"
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+DOTENV_FILE = PROJECT_ROOT / ".env"
 
 _DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,6 +54,7 @@ class Settings:
     cors_origins: tuple[str, ...]
     rate_limit_default: str
     rate_limit_auth: str
+    rate_limit_login_failures: str
     trusted_proxies: int
     max_content_length: int
     log_level: str
@@ -62,6 +66,8 @@ class Settings:
     loop_lag_report_s: int
     loop_lag_threshold_ms: int
     slow_query_ms: int
+    health_timeout_ms: int
+    memory_threshold_mb: int
     metrics_token: str | None
     web_concurrency: int
     gunicorn_threads: int
@@ -69,6 +75,8 @@ class Settings:
     graceful_timeout: int
     version: str = "0.1.0"
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
 
     @property
     def is_deployed(self) -> bool:
@@ -135,8 +143,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     With no mapping the process environment is used, after reading `.env` when present.
     """
     if environ is None:
-        Env().read_env(recurse=False, override=False)
-        environ = os.environ
+        # The project's .env (beside wsgi.py), never one found by walking up from elsewhere;
+        # variables already in the environment win.
+        from_file = dotenv_values(DOTENV_FILE) if DOTENV_FILE.is_file() else {}
+        environ = {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
     env = _MappingEnv(environ)
     problems: list[str] = []
 
@@ -150,6 +160,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     cors_origins = env.list("CORS_ORIGINS", [])
     rate_limit_default = env.str("RATE_LIMIT_DEFAULT", "100 per 15 minutes")
     rate_limit_auth = env.str("RATE_LIMIT_AUTH", "10 per minute")
+    rate_limit_login_failures = env.str("RATE_LIMIT_LOGIN_FAILURES", "5 per 15 minutes")
     trusted_proxies = env.int("TRUSTED_PROXIES", 0, validate=Range(min=0, max=10))
     max_content_length = env.str("MAX_CONTENT_LENGTH", str(1024 * 1024))
     log_level = env.str("LOG_LEVEL", "INFO").upper()
@@ -161,6 +172,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     loop_lag_report_s = env.int("LOOP_LAG_REPORT_S", 10, validate=Range(min=1, max=3600))
     loop_lag_threshold_ms = env.int("LOOP_LAG_THRESHOLD_MS", 50, validate=Range(min=1))
     slow_query_ms = env.int("SLOW_QUERY_MS", 200, validate=Range(min=0))
+    # A probe may wait at most 1 s (SPEC section 4): /health must answer while a dependency hangs.
+    health_timeout_ms = env.int("HEALTH_TIMEOUT_MS", 1000, validate=Range(min=10, max=1000))
+    memory_threshold_mb = env.int("MEMORY_THRESHOLD_MB", 512, validate=Range(min=16))
     metrics_token = env.str("METRICS_TOKEN", None)
     web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(min=1, max=64))
     gunicorn_threads = env.int("GUNICORN_THREADS", 4, validate=Range(min=1, max=256))
@@ -210,6 +224,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if access_ttl and refresh_ttl and refresh_ttl <= access_ttl:
         problems.append("JWT_REFRESH_EXPIRY: must be longer than JWT_EXPIRY")
 
+    tracing = load_tracing_settings(environ, problems)
+
     origins = tuple(origin.strip().rstrip("/") for origin in cors_origins or [] if origin.strip())
     if deployed and "*" in origins:
         problems.append("CORS_ORIGINS: '*' is refused in staging/production; list the origins")
@@ -220,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, value in (
         ("RATE_LIMIT_DEFAULT", rate_limit_default),
         ("RATE_LIMIT_AUTH", rate_limit_auth),
+        ("RATE_LIMIT_LOGIN_FAILURES", rate_limit_login_failures),
     ):
         if value is not None and not all(
             _RATE_LIMIT_PATTERN.match(part) for part in value.split(";")
@@ -254,11 +271,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url or None,
         jwt_secret=jwt_secret,
         jwt_secret_is_dev_default=jwt_secret_is_dev_default,
+        tracing=tracing,
         access_token_ttl_s=access_ttl,
         refresh_token_ttl_s=refresh_ttl,
         cors_origins=origins,
         rate_limit_default=rate_limit_default,
         rate_limit_auth=rate_limit_auth,
+        rate_limit_login_failures=rate_limit_login_failures,
         trusted_proxies=trusted_proxies,
         max_content_length=max_body,
         log_level=log_level,
@@ -270,9 +289,91 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         loop_lag_report_s=loop_lag_report_s,
         loop_lag_threshold_ms=loop_lag_threshold_ms,
         slow_query_ms=slow_query_ms,
+        health_timeout_ms=health_timeout_ms,
+        memory_threshold_mb=memory_threshold_mb,
         metrics_token=metrics_token or None,
         web_concurrency=web_concurrency,
         gunicorn_threads=gunicorn_threads,
         gunicorn_timeout=gunicorn_timeout,
         graceful_timeout=graceful_timeout,
+    )
+
+
+# --- Tracing: the standard OpenTelemetry variables -----------------------------------------
+
+TRACE_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+TRACE_EXPORTERS = ("otlp", "console", "none")
+_TRUE_FALSE = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing; with `enabled` False nothing is installed at all."""
+
+    enabled: bool = False
+    service_name: str = "steadfast"
+    exporter: str = "otlp"
+    # The full URL spans are POSTed to (OTLP over HTTP with protobuf bodies).
+    traces_endpoint: str | None = None
+    sampler: str = "parentbased_always_on"
+    sampler_arg: float = 1.0
+
+
+def load_tracing_settings(environ: Mapping[str, str], problems: list[str]) -> TracingSettings:
+    """Tracing is on when an OTLP endpoint (or the console exporter) is configured and the
+    SDK is not disabled; the names and meanings are the OpenTelemetry specification's."""
+    raw_disabled = environ.get("OTEL_SDK_DISABLED", "false").strip().lower() or "false"
+    disabled = _TRUE_FALSE.get(raw_disabled)
+    if disabled is None:
+        problems.append(f"OTEL_SDK_DISABLED: {raw_disabled!r} is not true or false")
+
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if exporter not in TRACE_EXPORTERS:
+        problems.append(f"OTEL_TRACES_EXPORTER: {exporter!r} is not one of otlp, console, none")
+    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        protocol = environ.get(name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            problems.append(f"{name}: only http/protobuf is supported (got {protocol!r})")
+
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    endpoint_name = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    if not endpoint:
+        # The generic endpoint is a base URL: the HTTP exporter appends the signal's path.
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        endpoint = base.rstrip("/") + "/v1/traces" if base else ""
+        endpoint_name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    if endpoint and not re.match(r"^https?://[^/\s?#]+(/[^\s]*)?$", endpoint):
+        problems.append(f"{endpoint_name}: {endpoint!r} is not a URL like http://collector:4318")
+
+    service_name = environ.get("OTEL_SERVICE_NAME", "").strip() or "steadfast"
+
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if sampler not in TRACE_SAMPLERS:
+        known = ", ".join(TRACE_SAMPLERS)
+        problems.append(f"OTEL_TRACES_SAMPLER: {sampler!r} is not one of {known}")
+    sampler_arg = 1.0
+    raw_arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if raw_arg and sampler.endswith("traceidratio"):
+        try:
+            sampler_arg = float(raw_arg)
+        except ValueError:
+            sampler_arg = -1.0
+        if not 0.0 <= sampler_arg <= 1.0:
+            problems.append(f"OTEL_TRACES_SAMPLER_ARG: {raw_arg!r} is not a ratio from 0 to 1")
+
+    enabled = not disabled and (exporter == "console" or (exporter == "otlp" and bool(endpoint)))
+    return TracingSettings(
+        enabled=enabled,
+        service_name=service_name,
+        exporter=exporter,
+        traces_endpoint=endpoint or None,
+        sampler=sampler,
+        sampler_arg=sampler_arg,
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import g, has_request_context
 from loguru import logger
+from opentelemetry.trace import format_span_id, format_trace_id, get_current_span
 
 from app.config import Settings
 
@@ -84,6 +85,12 @@ def _patch_record(record: dict[str, Any]) -> None:
             value = getattr(g, key, None)
             if value is not None:
                 extra.setdefault(key, value)
+    # The span current where the line is written (request, database call or queued job); with
+    # tracing off this is one context-variable read that finds no span.
+    span_context = get_current_span().get_span_context()
+    if span_context.is_valid:
+        extra.setdefault("trace_id", format_trace_id(span_context.trace_id))
+        extra.setdefault("span_id", format_span_id(span_context.span_id))
     record["message"] = redact_text(record["message"])
     for key, value in list(extra.items()):
         extra[key] = redact_value(key, value)

@@ -36,13 +36,26 @@ _ISOLATED_VARIABLES = (
     "SMTP_URL",
     "METRICS_TOKEN",
     "TRUSTED_PROXIES",
+    "RATE_LIMIT_DEFAULT",
+    "RATE_LIMIT_AUTH",
+    "RATE_LIMIT_LOGIN_FAILURES",
 )
+# The suite registers and logs in many times per test: limits are out of the way unless a
+# test sets its own (tests/test_security_rate_limits.py does).
+_GENEROUS_RATE_LIMITS = {
+    "RATE_LIMIT_DEFAULT": "100000 per minute",
+    "RATE_LIMIT_AUTH": "100000 per minute",
+    "RATE_LIMIT_LOGIN_FAILURES": "100000 per minute",
+}
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # A developer's shell exporting traces must not make the whole suite trace.
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("APP_ENV", "test")
 
 
@@ -77,7 +90,9 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def build(**overrides: str) -> Flask:
-        app = create_app({"APP_ENV": "test", "DATABASE_URL": database_url, **overrides})
+        app = create_app(
+            {"APP_ENV": "test", "DATABASE_URL": database_url, **_GENEROUS_RATE_LIMITS, **overrides}
+        )
         apps.append(app)
         return app
 

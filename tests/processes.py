@@ -32,9 +32,10 @@ def wait_until_serving(url: str, deadline_s: float = 30.0, process=None) -> None
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused before the bind, or accepted by the backlog while workers still boot.
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 
@@ -62,9 +63,16 @@ class RunningServer:
 
 @contextmanager
 def gunicorn_server(
-    environment: Mapping[str, str], log_path: Path, *, ready_path: str = "/health/live"
+    environment: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready_path: str = "/health/live",
+    app_module: str = "wsgi:app",
 ) -> Iterator[RunningServer]:
-    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL)."""
+    """gunicorn with the project's gunicorn.conf.py on a free port; stopped (TERM, then KILL).
+
+    `app_module` lets a deployment test serve a test-only wrapper (tests/apps/) of the app.
+    """
     port = free_port()
     env = {**os.environ, **environment, "PORT": str(port)}
     with open(log_path, "wb") as log_file:
@@ -75,7 +83,7 @@ def gunicorn_server(
                 "gunicorn.conf.py",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "wsgi:app",
+                app_module,
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -88,10 +96,16 @@ def gunicorn_server(
             wait_until_serving(server.base_url + ready_path, process=process)
             yield server
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """TERM, then KILL the whole process group if it has not exited within `grace_s`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

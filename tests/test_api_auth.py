@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
 import time
 import uuid
 
@@ -40,18 +39,18 @@ def test_unknown_email_and_wrong_password_get_the_identical_401(client, register
 
 
 def test_unknown_email_costs_about_as_long_as_a_wrong_password(client, registered_user):
-    def median_seconds(email: str) -> float:
-        durations = []
-        for _ in range(5):
-            started = time.perf_counter()
-            login(client, email, "definitely wrong")
-            durations.append(time.perf_counter() - started)
-        return statistics.median(durations)
+    def seconds(email: str) -> float:
+        started = time.perf_counter()
+        login(client, email, "definitely wrong")
+        return time.perf_counter() - started
 
-    wrong_password = median_seconds(registered_user["email"])
-    unknown_email = median_seconds(unique_email())
+    # Interleaved, and the fastest of each: load on a shared machine only ever adds time.
+    wrong_password, unknown_email = [], []
+    for _ in range(7):
+        wrong_password.append(seconds(registered_user["email"]))
+        unknown_email.append(seconds(unique_email()))
     # Both verify an argon2id hash; without the dummy hash the unknown email would be ~100x faster.
-    assert 0.5 < unknown_email / wrong_password < 2.0
+    assert 0.33 < min(unknown_email) / min(wrong_password) < 3.0
 
 
 def test_login_validates_its_body(client):
@@ -84,6 +83,8 @@ def _unsigned(claims: dict) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
+# The HS512 case signs with the real (short for SHA-512) key on purpose: algorithm confusion.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 @pytest.mark.parametrize(
     "make_token",
     [

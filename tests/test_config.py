@@ -162,3 +162,17 @@ def test_wsgi_import_fails_with_the_readable_message():
     )
     assert result.returncode != 0
     assert "Invalid configuration (4 problem(s))" in result.stderr
+
+
+def test_the_project_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    import app.config as config_module
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("APP_ENV=development\nPORT=9123\nJWT_EXPIRY=5m\n")
+    monkeypatch.setattr(config_module, "DOTENV_FILE", dotenv)
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.setenv("JWT_EXPIRY", "7m")
+    settings = load_settings()
+    assert settings.app_env == "development" and settings.port == 9123
+    assert settings.access_token_ttl_s == 7 * 60

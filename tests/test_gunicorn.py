@@ -22,7 +22,7 @@ def test_gunicorn_serves_register_login_and_me_on_sqlite(tmp_path):
     }
     migrated = run_flask(environment, "db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr
-    with gunicorn_server(environment, tmp_path / "gunicorn.log", ready_path="/") as server:
+    with gunicorn_server(environment, tmp_path / "gunicorn.log") as server:
         email = unique_email()
         created = requests.post(
             f"{server.base_url}/api/v1/users",

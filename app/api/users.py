@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 
 from app.api.errors import documents_errors
 from app.middlewares.auth import BEARER_SECURITY, auth_required, current_user
+from app.middlewares.rate_limits import auth_rate_limit
 from app.schemas.envelope import success_envelope
 from app.schemas.users import RegisterSchema, UserSchema
 from app.services import users as users_service
@@ -21,6 +22,7 @@ def user_location(user_id: object) -> str:
 @blp.arguments(RegisterSchema)
 @blp.response(201, success_envelope(UserSchema), description="The account was created.")
 @documents_errors(blp, 400, 409, 413, 415, 422, 429)
+@auth_rate_limit
 def register(payload: dict) -> tuple:
     """Register a new account."""
     user = users_service.register(**payload)

@@ -1,6 +1,9 @@
-"""Refuse input the views should never see: non-JSON bodies and repeated query parameters."""
+"""Refuse input the views should never see: non-JSON bodies, JSON that cannot be decoded
+safely, and repeated query parameters."""
 
 from __future__ import annotations
+
+import json
 
 from flask import Flask, request
 
@@ -27,6 +30,26 @@ def require_json_body() -> None:
         raise UnsupportedMediaTypeError()
 
 
+def require_decodable_json() -> None:
+    """400 for a JSON body Python's decoder chokes on in ways webargs does not catch.
+
+    webargs turns JSONDecodeError into a 400 but lets other failures through as 500s: a
+    nesting deeper than the recursion limit (RecursionError) and an integer literal longer
+    than 4300 digits (ValueError, CVE-2020-10735). The body is read here, within
+    MAX_CONTENT_LENGTH (werkzeug raises 413 above it), and cached for the view.
+    """
+    if request.method not in _BODY_METHODS or not _has_body() or not request.is_json:
+        return
+    data = request.get_data(cache=True)
+    if not data:
+        return
+    try:
+        json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as error:
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors too: one answer for all.
+        raise BadRequestError("The request body is not valid JSON.") from error
+
+
 def refuse_repeated_query_parameters() -> None:
     # Every query parameter of this API is single-valued; `?role=a&role=b` is ambiguous
     # (frameworks disagree on which wins), so it is refused rather than guessed.
@@ -40,4 +63,5 @@ def refuse_repeated_query_parameters() -> None:
 
 def init_input_guards(app: Flask) -> None:
     app.before_request(require_json_body)
+    app.before_request(require_decodable_json)
     app.before_request(refuse_repeated_query_parameters)

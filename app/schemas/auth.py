@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from app.schemas.fields import EmailAddress, Password
+from app.schemas.fields import EmailAddress, Password, SafeString
+
+# Same cap as app.services.tokens.MAX_TOKEN_LENGTH: a longer string is not one of our tokens.
+TOKEN_MAX_LENGTH = 4096
 
 
 class LoginSchema(Schema):
@@ -19,4 +22,11 @@ class TokenPairSchema(Schema):
     token_type = fields.String(required=True, metadata={"example": "Bearer"})
     expires_in = fields.Integer(
         required=True, metadata={"description": "Access token lifetime, s."}
+    )
+
+
+class LogoutSchema(Schema):
+    refresh_token = SafeString(
+        max_length=TOKEN_MAX_LENGTH,
+        metadata={"description": "The session's refresh token; revoked with its whole family."},
     )

@@ -7,12 +7,19 @@ from functools import cache
 from marshmallow import Schema, fields
 
 
+def constant(value: bool | str) -> fields.Constant:
+    """A field that is always present with one value, typed as such in the OpenAPI document."""
+    openapi_type = "boolean" if isinstance(value, bool) else "string"
+    return fields.Constant(value, required=True, metadata={"type": openapi_type, "enum": [value]})
+
+
 class ErrorEnvelopeSchema(Schema):
-    success = fields.Constant(False, metadata={"example": False})
-    status = fields.Constant("error")
+    success = constant(False)
+    status = constant("error")
     code = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
-    request_id = fields.String(allow_none=True)
+    # Present on every error; null only if the failure came before the request id was set.
+    request_id = fields.String(required=True, allow_none=True)
     errors = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
@@ -33,7 +40,7 @@ def success_envelope(data_schema: type[Schema]) -> type[Schema]:
     name = data_schema.__name__.removesuffix("Schema") + "Response"
     return Schema.from_dict(
         {
-            "success": fields.Constant(True),
+            "success": constant(True),
             "data": fields.Nested(data_schema, required=True),
         },
         name=name,
@@ -46,7 +53,7 @@ def page_envelope(item_schema: type[Schema]) -> type[Schema]:
     name = item_schema.__name__.removesuffix("Schema") + "PageResponse"
     return Schema.from_dict(
         {
-            "success": fields.Constant(True),
+            "success": constant(True),
             "data": fields.List(fields.Nested(item_schema), required=True),
             "meta": fields.Nested(PageMetaSchema, required=True),
         },

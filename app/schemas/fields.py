@@ -19,6 +19,8 @@ class SafeString(fields.String):
         self.multiline = multiline
         kwargs.setdefault("validate", [])
         super().__init__(**kwargs)
+        # The cap is enforced in _deserialize; this makes the OpenAPI document say so too.
+        self.metadata.setdefault("maxLength", max_length)
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -29,6 +31,10 @@ class SafeString(fields.String):
         allowed = "\n\r\t" if self.multiline else ""
         if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in text):
             raise ValidationError("Must not contain control characters.")
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+            # JSON may escape a lone surrogate ("\ud800"); it is not text and cannot be
+            # encoded as UTF-8 for the database, argon2 or the logs.
+            raise ValidationError("Must be valid Unicode text.")
         return text
 
 

@@ -52,3 +52,22 @@ def user_for_claims(claims: TokenClaims) -> User:
 
 def authenticate(access_token: str) -> User:
     return user_for_claims(tokens.decode(access_token, tokens.ACCESS))
+
+
+def logout(access_token: str, refresh_token: str | None = None) -> None:
+    """Revoke the access token until it expires and the session's refresh token family.
+
+    The refresh token must belong to the same user: nobody ends someone else's session.
+    It is checked before anything is revoked, so a refused logout changes nothing.
+    """
+    access = tokens.decode(access_token, tokens.ACCESS)
+    refresh = None
+    if refresh_token is not None:
+        refresh = tokens.decode(refresh_token, tokens.REFRESH)
+        if refresh.subject != access.subject:
+            raise UnauthorizedError(tokens.INVALID_TOKEN_MESSAGE)
+    tokens.revoke(access)
+    if refresh is not None:
+        tokens.revoke(refresh)
+        tokens.revoke_family(refresh)
+    logger.bind(user_id=access.subject).info("logged out")

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from loguru import logger
 
+from app.monitoring.metrics import record_email
 from app.state import settings
 
 
@@ -46,7 +47,9 @@ def deliver(message: EmailMessage) -> bool:
         logger.opt(exception=error).bind(email_to=message.to, email_subject=message.subject).error(
             "email delivery failed: {}", type(error).__name__
         )
+        record_email(sent=False)
         return False
+    record_email(sent=True)
     return True
 
 

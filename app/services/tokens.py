@@ -110,3 +110,10 @@ def decode(token: str, expected_type: str) -> TokenClaims:
 
 def revoke(claims: TokenClaims) -> None:
     app_state().token_store.revoke(claims.jti, claims.remaining_ttl_s)
+
+
+def revoke_family(claims: TokenClaims) -> None:
+    """Kill every refresh token of the session `claims` belongs to (logout, reuse)."""
+    if claims.family_id:
+        # A later token of the family may outlive this one: hold the mark for a full lifetime.
+        app_state().token_store.revoke_family(claims.family_id, settings().refresh_token_ttl_s)

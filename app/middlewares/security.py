@@ -1,0 +1,132 @@
+"""Security headers (flask-talisman), the HTTPS redirect and CORS (flask-cors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+from flask_talisman import Talisman
+
+from app.config import Settings
+from app.errors.handlers import error_response
+
+ONE_YEAR_S = 365 * 24 * 3600
+# A JSON API renders nothing and is never framed: forbid every resource type.
+API_CONTENT_SECURITY_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}
+DOCS_PATH_PREFIX = "/api/docs"
+# Swagger UI at /api/docs runs self-hosted scripts and styles, sets inline style attributes,
+# shows data: images (its SVG icons) and fetches the OpenAPI document from this origin.
+# Inline scripts are allowed only with the per-request nonce: a template writes
+# `<script nonce="{{ csp_nonce() }}">` (flask-talisman registers `csp_nonce` in Jinja).
+DOCS_CONTENT_SECURITY_POLICY = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "base-uri": "'none'",
+    "form-action": "'none'",
+    "frame-ancestors": "'none'",
+}
+# Load balancers and Prometheus probe over plain HTTP inside the network: never redirect them.
+PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
+# Headers a browser client may read from a cross-origin response.
+CORS_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-Trace-ID",
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
+CORS_PREFLIGHT_MAX_AGE_S = 600
+
+
+def content_security_policy_for(path: str) -> dict[str, str]:
+    """The CSP for a path: the Swagger UI one under /api/docs, `default-src 'none'` elsewhere."""
+    if path == DOCS_PATH_PREFIX or path.startswith(DOCS_PATH_PREFIX + "/"):
+        return DOCS_CONTENT_SECURITY_POLICY
+    return API_CONTENT_SECURITY_POLICY
+
+
+def is_plain_http_allowed(path: str) -> bool:
+    return any(
+        path == prefix or path.startswith(prefix + "/") for prefix in PLAIN_HTTP_PATH_PREFIXES
+    )
+
+
+class ProxyAwareTalisman(Talisman):
+    """flask-talisman with three changes this API needs.
+
+    - HTTPS is judged by `request.is_secure` alone. Stock Talisman also believes a raw
+      X-Forwarded-Proto header from anyone; here that header counts only when ProxyFix
+      trusts the proxy that sent it (TRUSTED_PROXIES), which then sets the WSGI scheme.
+    - The redirect is a 308 (method and body kept, so a POST stays a POST) with a JSON body,
+      never the HTML page of `flask.redirect`; health and metrics paths are never redirected.
+    - The CSP is chosen by path, so the docs page gets one it can run under.
+    """
+
+    def _get_local_options(self) -> dict[str, Any]:
+        options = dict(super()._get_local_options())
+        options["content_security_policy"] = content_security_policy_for(request.path)
+        return options
+
+    def _force_https(self) -> Response | None:
+        if not self.force_https or request.is_secure or is_plain_http_allowed(request.path):
+            return None
+        location = request.url.replace("http://", "https://", 1)
+        return error_response(
+            308,
+            "https_required",
+            "This API is served over HTTPS only; repeat the request at the Location URL.",
+            headers={"Location": location},
+        )
+
+    def _set_hsts_headers(self, headers: Any) -> None:
+        # HSTS over plain HTTP is ignored by browsers (RFC 6797 section 8.1), so send it only
+        # on responses that really went out over HTTPS.
+        if self.strict_transport_security and request.is_secure:
+            super()._set_hsts_headers(headers)
+
+
+def init_security_headers(app: Flask, settings: Settings) -> None:
+    """Talisman on every response; HSTS and the HTTPS redirect in production only."""
+    production = settings.is_production
+    ProxyAwareTalisman(
+        app,
+        force_https=production,
+        strict_transport_security=production,
+        strict_transport_security_max_age=ONE_YEAR_S,
+        strict_transport_security_include_subdomains=True,
+        content_security_policy=API_CONTENT_SECURITY_POLICY,
+        frame_options="DENY",
+        referrer_policy="no-referrer",
+        x_content_type_options=True,
+        # This API sets no cookies and serves no documents these policies would govern.
+        feature_policy={},
+        permissions_policy={},
+        document_policy={},
+        session_cookie_secure=True,
+    )
+
+
+def init_cors(app: Flask, settings: Settings) -> None:
+    """CORS for the explicit CORS_ORIGINS only; any other origin gets no CORS headers at all."""
+    if not settings.cors_origins:
+        return
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": list(settings.cors_origins)}},
+        supports_credentials=True,
+        allow_headers=CORS_ALLOWED_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+        max_age=CORS_PREFLIGHT_MAX_AGE_S,
+        vary_header=True,
+    )

@@ -1,0 +1,185 @@
+"""Security headers, the HTTPS redirect, proxy trust and CORS, as API clients see them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from app.middlewares.security import (
+    API_CONTENT_SECURITY_POLICY,
+    DOCS_CONTENT_SECURITY_POLICY,
+    content_security_policy_for,
+)
+from tests.conftest import assert_error_envelope, register
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": "x" * 40, "REDIS_URL": "redis://127.0.0.1:1"}
+
+
+@pytest.fixture
+def production_app(postgresql_database_url: str) -> Callable[..., Flask]:
+    """Production settings (they require PostgreSQL); these tests write no rows."""
+
+    def build(**overrides: str) -> Flask:
+        return create_app({**PRODUCTION, "DATABASE_URL": postgresql_database_url, **overrides})
+
+    return build
+
+
+def _assert_api_security_headers(response) -> None:
+    assert response.headers["Content-Security-Policy"] == API_CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_successful_api_response_carries_the_security_headers(client):
+    response = register(client)
+    assert response.status_code == 201
+    _assert_api_security_headers(response)
+    # Development and test serve plain HTTP: no HSTS there.
+    assert "Strict-Transport-Security" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/nowhere"), ("GET", "/api/v1/users/me"), ("PUT", "/api/v1/auth/login")],
+)
+def test_error_responses_carry_the_security_headers_too(client, method, path):
+    response = client.open(path, method=method)
+    assert response.status_code in (401, 404, 405)
+    _assert_api_security_headers(response)
+
+
+def test_the_docs_paths_get_a_csp_that_swagger_ui_can_run_under():
+    docs = content_security_policy_for("/api/docs")
+    assert docs is content_security_policy_for("/api/docs/swagger-ui-bundle.js")
+    assert docs is DOCS_CONTENT_SECURITY_POLICY
+    assert docs["script-src"] == "'self'" and "unsafe-inline" not in docs["script-src"]
+    assert docs["connect-src"] == "'self'" and docs["frame-ancestors"] == "'none'"
+    for path in ("/api/v1/users", "/api/docsx", "/api/openapi.json", "/health"):
+        assert content_security_policy_for(path) is API_CONTENT_SECURITY_POLICY
+
+
+def test_a_docs_path_response_carries_the_docs_csp_without_inline_allowances(client):
+    response = client.get("/api/docs/anything")
+    csp = response.headers["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'; script-src 'self';")
+    assert "unsafe-inline" not in csp and "nonce-" not in csp
+    assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_production_redirects_plain_http_to_https_with_a_json_308(production_app):
+    client = production_app().test_client()
+    response = client.post("/api/v1/auth/login?next=1", json={})
+    body = assert_error_envelope(response, 308, "https_required")
+    assert "HTTPS" in body["message"]
+    assert response.headers["Location"] == "https://localhost/api/v1/auth/login?next=1"
+    _assert_api_security_headers(response)
+
+
+def test_production_sends_hsts_for_one_year_on_https(production_app):
+    client = production_app().test_client()
+    response = client.get("/api/v1/users/me", base_url="https://api.example")
+    assert response.status_code == 401
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready", "/metrics"])
+def test_production_never_redirects_health_and_metrics(production_app, path):
+    client = production_app().test_client()
+    response = client.get(path)
+    assert response.status_code != 308 and "Location" not in response.headers
+
+
+def test_x_forwarded_proto_is_ignored_without_a_trusted_proxy(production_app):
+    client = production_app(TRUSTED_PROXIES="0").test_client()
+    response = client.get("/api/v1/users/me", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 308
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_x_forwarded_proto_from_a_trusted_proxy_counts_as_https(production_app):
+    client = production_app(TRUSTED_PROXIES="1").test_client()
+    response = client.get(
+        "/api/v1/users/me",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"},
+    )
+    assert response.status_code == 401
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def _remote_addr_seen(make_app, trusted_proxies: str, forwarded_for: str) -> str:
+    app = make_app(TRUSTED_PROXIES=trusted_proxies)
+    seen: list[str] = []
+
+    @app.get("/api/v1/_test/remote-addr")
+    def remote_addr() -> dict:
+        from flask import request
+
+        seen.append(request.remote_addr)
+        return {"ok": True}
+
+    response = app.test_client().get(
+        "/api/v1/_test/remote-addr",
+        headers={"X-Forwarded-For": forwarded_for},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    assert response.status_code == 200
+    return seen[0]
+
+
+def test_with_no_trusted_proxy_a_client_cannot_spoof_its_ip(make_app):
+    assert _remote_addr_seen(make_app, "0", "198.51.100.7") == "10.0.0.2"
+
+
+def test_with_one_trusted_proxy_the_client_ip_is_the_one_nginx_appended(make_app):
+    # nginx appends the peer it saw; anything the client wrote before it is not believed.
+    assert _remote_addr_seen(make_app, "1", "6.6.6.6, 198.51.100.7") == "198.51.100.7"
+
+
+ALLOWED_ORIGIN = "https://app.example"
+
+
+def _cors_client(make_app):
+    return make_app(CORS_ORIGINS=f"{ALLOWED_ORIGIN},https://admin.example").test_client()
+
+
+def test_cors_echoes_an_allowed_origin_with_credentials(make_app):
+    response = _cors_client(make_app).get("/api/v1/users/me", headers={"Origin": ALLOWED_ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in response.headers["Vary"]
+
+
+def test_cors_gives_no_cors_headers_to_any_other_origin(make_app):
+    response = _cors_client(make_app).get(
+        "/api/v1/users/me", headers={"Origin": "https://evil.example"}
+    )
+    assert response.status_code == 401
+    assert not [name for name, _ in response.headers if name.startswith("Access-Control-")]
+
+
+def test_cors_preflight_is_answered_and_cached(make_app):
+    response = _cors_client(make_app).options(
+        "/api/v1/users",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, Authorization",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+    assert response.headers["Access-Control-Max-Age"] == "600"
+
+
+def test_without_cors_origins_no_origin_gets_cors_headers(client):
+    response = client.get("/api/v1/users/me", headers={"Origin": ALLOWED_ORIGIN})
+    assert "Access-Control-Allow-Origin" not in response.headers
