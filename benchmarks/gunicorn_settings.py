@@ -21,6 +21,8 @@ SHARED_SERVER_SETTINGS = (
     "preload_app",
     "forwarded_allow_ips",
     "proxy_allow_ips",
+    "secure_scheme_headers",
+    "worker_tmp_dir",
     "control_socket_disable",
 )
 

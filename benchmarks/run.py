@@ -48,6 +48,7 @@ _STEADFAST_VARIABLES = (
     "CORS_ORIGINS",
     "RATE_LIMIT_DEFAULT",
     "RATE_LIMIT_AUTH",
+    "RATE_LIMIT_LOGIN_FAILURES",
     "TRUSTED_PROXIES",
     "MAX_CONTENT_LENGTH",
     "LOG_LEVEL",
@@ -56,6 +57,8 @@ _STEADFAST_VARIABLES = (
     "SMTP_URL",
     "EMAIL_FROM",
     "METRICS_TOKEN",
+    "HEALTH_TIMEOUT_MS",
+    "MEMORY_THRESHOLD_MB",
     "WEB_CONCURRENCY",
     "GUNICORN_THREADS",
     "PROMETHEUS_MULTIPROC_DIR",
@@ -133,7 +136,12 @@ def bench_environment(args: argparse.Namespace, database_url: str, workdir: Path
     Rate limits stay on (their Redis round trips are part of the stack being measured) but so
     high that no benchmark request is refused.
     """
-    environment = {k: v for k, v in os.environ.items() if k not in _STEADFAST_VARIABLES}
+    # OTEL_*: tracing is optional and off by default; a shell's collector must not switch it on.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _STEADFAST_VARIABLES and not k.startswith("OTEL_")
+    }
     prometheus_dir = workdir / "prometheus"
     prometheus_dir.mkdir()
     environment.update(
@@ -148,6 +156,7 @@ def bench_environment(args: argparse.Namespace, database_url: str, workdir: Path
             "LOG_LEVEL": "INFO",
             "RATE_LIMIT_DEFAULT": "1000000 per minute",
             "RATE_LIMIT_AUTH": "1000000 per minute",
+            "RATE_LIMIT_LOGIN_FAILURES": "1000000 per minute",
             "TRUSTED_PROXIES": "1",
             "METRICS_TOKEN": secrets.token_urlsafe(24),
             "EMAIL_BACKEND": "console",
