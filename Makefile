@@ -36,5 +36,14 @@ format: install
 test: lint
 	APP_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
 
+# Loopback benchmark of Steadfast against in-run baselines (docs/performance.md); a few minutes.
+# Options: make bench BENCH_ARGS="--duration 10 --rounds 5" BENCH_REDIS_URL=redis://127.0.0.1:6379/14
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (Debian package)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk >/dev/null 2>&1 || \
+		{ $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk >/dev/null; }; }
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
