@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from benchmarks import hashing, report, servers
+from benchmarks.otlp_discard import otlp_discard
 from benchmarks.report import Run, TargetCheck
 from benchmarks.wrk import UNIQUE_EMAIL_PLACEHOLDER, Request, run_wrk, wrk_path
 
@@ -111,8 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS of every target")
     parser.add_argument(
         "--scenarios",
-        default="live,me,login,register,mixed",
-        help="comma-separated subset of: live, me, login, register, mixed",
+        default="live,me,login,register,traced,mixed",
+        help="comma-separated subset of: live, me, login, register, traced, mixed",
     )
     parser.add_argument("--redis-url", default=env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument(
@@ -282,6 +283,12 @@ def build_scenarios(
             {"steadfast": [register]},
             {"steadfast": 201},
             hash_baseline="hash",
+        ),
+        Scenario(
+            "traced",
+            "GET /api/v1/users/me with OpenTelemetry on (100 % sampled, OTLP export) vs off",
+            {"steadfast": [me], "traced": [me]},
+            {"steadfast": 200, "traced": 200},
         ),
         Scenario(
             "mixed",
@@ -507,6 +514,34 @@ def target_checks(
     ]
 
 
+def traced_environment(environment: dict[str, str], endpoint: str) -> dict[str, str]:
+    """The same production settings with tracing on: every request sampled and exported."""
+    return {
+        **environment,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_SERVICE_NAME": "steadfast-bench",
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+
+
+def tracing_overhead(runs: list[Run], exports: Any) -> dict[str, Any] | None:
+    """No target in the issues: the cost of tracing is reported, for docs/performance.md."""
+    if exports is None or not report.runs_of(runs, "traced", "traced"):
+        return None
+
+    def ratio(field: str) -> float | None:
+        value = report.paired_ratio(runs, "traced", "traced", "steadfast", field)
+        return None if value is None else round(value, 3)
+
+    return {
+        "requests_per_s_ratio": ratio("requests_per_s"),
+        "p50_ratio": ratio("p50_ms"),
+        "p99_ratio": ratio("p99_ms"),
+        "exports": exports.exports,
+        "exported_bytes": exports.bytes,
+    }
+
+
 def argon2_parameters() -> dict[str, Any]:
     from app.services.passwords import HASHER
 
@@ -554,6 +589,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for target in (servers.STEADFAST, servers.HELLO, servers.REFERENCE)
             }
+            exports = None
+            if "traced" in args.scenarios:
+                endpoint, exports = running.enter_context(otlp_discard())
+                servers_by_name["traced"] = running.enter_context(
+                    servers.serving(
+                        servers.TRACED,
+                        traced_environment(environment, endpoint),
+                        workdir / "traced.log",
+                    )
+                )
             steadfast_url = servers_by_name["steadfast"].base_url
             email, access_token = seed_user(steadfast_url)
             scenarios = build_scenarios(context, steadfast_url, email, access_token)
@@ -583,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     argon2 = argon2_parameters()
     live_note = "404 route: /health/live missing" if any("404" in n for n in context.notes) else ""
     checks = target_checks(runs, memory, cold, args.connections, live_note, argon2)
+    tracing = tracing_overhead(runs, exports)
     rows = [
         (scenario.name, target, report.summary(report.runs_of(runs, scenario.name, target)))
         for scenario in scenarios
@@ -621,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": {"cold_start": cold, "gunicorn_ready_s": ready_s},
         "steadfast_log_lines": log_lines,
         "targets": [check.as_dict() for check in checks],
+        "tracing_overhead": tracing,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -643,6 +690,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Targets (ratios measured in this run):")
     print(report.format_targets_table(checks))
+    if tracing:
+        print(
+            "\nTracing on vs off, /users/me (paired medians): "
+            f"req/s x{tracing['requests_per_s_ratio']}, p50 x{tracing['p50_ratio']}, "
+            f"p99 x{tracing['p99_ratio']}; {tracing['exports']} OTLP exports received"
+        )
     for note in context.notes:
         print(f"NOTE: {note}")
     print(f"\nwritten to {args.output}")

@@ -35,6 +35,8 @@ class Target:
 
 STEADFAST = Target("steadfast", "wsgi:app", PROJECT_GUNICORN_CONFIG, "/")
 HELLO = Target("hello", "benchmarks.baselines.hello:app", BASELINE_GUNICORN_CONFIG, "/")
+# Steadfast again, started with the OTEL_* variables set (see run.traced_environment).
+TRACED = Target("traced", "wsgi:app", PROJECT_GUNICORN_CONFIG, "/")
 REFERENCE = Target("reference", "benchmarks.baselines.reference:app", BASELINE_GUNICORN_CONFIG, "/")
 
 
