@@ -21,6 +21,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
 DATABASE_STATEMENT_TIMEOUT_MS = 5000
 DATABASE_CONNECT_TIMEOUT_S = 3
+# A session whose client vanished mid-transaction (network partition) releases its locks.
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+# A client-side bound for a server that never answers (see app/repositories/connections.py);
+# longer than the statement timeout so a merely slow query is cancelled cleanly by the server.
+DATABASE_WAIT_TIMEOUT_S = DATABASE_STATEMENT_TIMEOUT_MS / 1000 + 2
 REDIS_TIMEOUT_S = 1.0
 
 
@@ -46,6 +51,7 @@ def create_app(
     init_tracing(app, settings)
 
     db.init_app(app)
+    _bound_database_waits(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     from app.monitoring import init_monitoring
 
@@ -90,10 +96,21 @@ def _engine_options(database_url: str) -> dict[str, Any]:
         "max_overflow": 5,
         "connect_args": {
             "connect_timeout": DATABASE_CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+            "options": (
+                f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
+                f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+            ),
             "application_name": "steadfast",
         },
     }
+
+
+def _bound_database_waits(app: Flask) -> None:
+    from app.repositories.connections import bound_database_waits, release_sessions_quietly
+
+    with app.app_context():
+        bound_database_waits(db.engine, DATABASE_WAIT_TIMEOUT_S)
+    release_sessions_quietly(app, db.session)
 
 
 def _build_state(settings: Settings) -> AppState:

@@ -50,7 +50,14 @@ _CONTEXT_KEYS = ("request_id", "user_id", "trace_id", "span_id")
 _STANDARD_RECORD_KEYS = ("ts", "level", "message", "logger")
 
 
+# Every secret pattern above contains one of these words: one search rules most text out, where
+# running the four substitutions on every string of every record was half of a log line's cost.
+_MAY_HOLD_SECRET = re.compile(r"eyJ|bearer|basic|password|token|secret|authorization|://", re.I)
+
+
 def redact_text(text: str) -> str:
+    if not _MAY_HOLD_SECRET.search(text):
+        return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -11,9 +11,12 @@ from flask import Flask
 from app.config import Settings
 
 # Recycle a worker after this many requests (plus up to the jitter) so a slow leak cannot
-# grow forever; the jitter keeps the workers from all restarting at the same moment.
-MAX_REQUESTS = 2000
-MAX_REQUESTS_JITTER = 200
+# grow forever; the jitter keeps the workers from all restarting at the same moment. Each
+# recycle costs a cold start (~0.6 s of CPU, while the other workers carry the load): at 2000
+# a worker serving 500 req/s restarted every 4 s (benchmarks, docs/performance.md: p99 of the
+# 404 route 772 -> 86 ms when raised to 20000).
+MAX_REQUESTS = 20000
+MAX_REQUESTS_JITTER = 2000
 # Idle keep-alive connections are closed after this many seconds. nginx's upstream
 # keepalive_timeout (deploy/nginx.conf) is shorter, so nginx never reuses a connection
 # gunicorn is closing (which would fail a POST with a 502).

@@ -238,3 +238,18 @@ def test_a_probe_timeout_over_one_second_is_refused_at_start_up():
 
     with pytest.raises(ConfigError, match="HEALTH_TIMEOUT_MS"):
         load_settings({"APP_ENV": "test", "HEALTH_TIMEOUT_MS": "5000"})
+
+
+def test_concurrent_health_checks_share_the_probe_in_flight_instead_of_failing(calm_client):
+    statuses: list[int] = []
+
+    def check_repeatedly() -> None:
+        for _ in range(10):
+            statuses.append(calm_client.get("/health").status_code)
+
+    threads = [threading.Thread(target=check_repeatedly) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 80

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from app.config import load_settings
 from app.logs import _json_line, configure_logging, redact_text
 from tests.conftest import STRONG_PASSWORD, bearer, login, register, unique_email
@@ -44,6 +46,27 @@ def test_secrets_in_free_text_are_redacted():
     )
     for secret in ("eyJhbGciOi", "hunter2", "abc123", "s3cret"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "eyJhbGciOi.eyJzdWIiOiIx.sig",
+        "BASIC dXNlcjpwYXNz",
+        "bearer abc.def",
+        "PassWord: 'hunter2'",
+        "'Token'=abc123",
+        "Secret = xyz",
+        "AUTHORIZATION=abc",
+        "redis://user:s3cret@cache:6379/0",
+    ],
+)
+def test_every_secret_pattern_passes_the_quick_check_that_skips_plain_text(text):
+    # The quick check only decides whether the substitutions run: it must never miss a secret.
+    assert redact_text(text) != text
+    assert redact_text("GET /api/v1/users/me 200 203.0.113.7 wrk/4.1") == (
+        "GET /api/v1/users/me 200 203.0.113.7 wrk/4.1"
+    )
 
 
 def test_stdlib_loggers_are_routed_through_loguru(app, log_records):

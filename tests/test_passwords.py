@@ -56,3 +56,23 @@ def test_policy_refuses(password, expected):
 def test_policy_accepts_a_long_uncommon_passphrase():
     passwords.check_password_policy("purple monkey dishwasher 42", "someone@example.com")
     assert passwords.password_problems("x" * 128) == []
+
+
+def test_argon2_runs_on_one_thread_per_process_whichever_request_thread_asks(monkeypatch):
+    # Each hash holds 19 MiB; on one thread that buffer is reused instead of kept per thread.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    hashing_threads = set()
+    real_hasher = passwords.HASHER
+
+    class RecordingHasher:
+        def hash(self, password: str) -> str:
+            hashing_threads.add(threading.current_thread().name)
+            return real_hasher.hash(password)
+
+    monkeypatch.setattr(passwords, "HASHER", RecordingHasher())
+    with ThreadPoolExecutor(max_workers=4) as request_threads:
+        hashes = list(request_threads.map(passwords.hash_password, ["passphrase one"] * 4))
+    assert len(set(hashes)) == 4
+    assert len(hashing_threads) == 1 and next(iter(hashing_threads)).startswith("argon2")

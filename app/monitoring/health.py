@@ -36,10 +36,12 @@ def probe_dependencies(
 ) -> dict[str, dict[str, Any]]:
     """Database and Redis probed concurrently: the whole check takes at most `timeout_s`."""
     deadline = time.perf_counter() + timeout_s
-    database = probes.start_probe(f"database:{id(engine)}", probes.select_one(engine))
+    database = probes.start_probe(f"database:{id(engine)}", probes.select_one(engine), timeout_s)
     redis = None
     if redis_client is not None:
-        redis = probes.start_probe(f"redis:{id(redis_client)}", probes.ping(redis_client))
+        redis = probes.start_probe(
+            f"redis:{id(redis_client)}", probes.ping(redis_client), timeout_s
+        )
     checks = {"database": probes.finish_probe(database, deadline, timeout_s).as_dict()}
     if redis is None:
         checks["redis"] = {"status": NOT_CONFIGURED, "latency_ms": 0.0}

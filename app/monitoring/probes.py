@@ -67,12 +67,19 @@ def _forget_pending_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_pending_in_child)
 
 
-def start_probe(key: str, call: Callable[[], object]) -> _Probe | ProbeResult:
-    """Start `call`, or report down if the previous probe under `key` is still stuck."""
+def start_probe(key: str, call: Callable[[], object], timeout_s: float) -> _Probe | ProbeResult:
+    """Start `call`; join a probe of `key` already running; report down if that one is stuck.
+
+    Concurrent health checks (nginx and an orchestrator probing at once) share the probe in
+    flight instead of calling it stuck: only one older than the timeout is.
+    """
     with _pending_lock:
         previous = _pending.get(key)
         if previous is not None and not previous.done.is_set():
-            waited_ms = round((time.perf_counter() - previous.started) * 1000, 1)
+            waited_s = time.perf_counter() - previous.started
+            if waited_s < timeout_s:
+                return previous
+            waited_ms = round(waited_s * 1000, 1)
             return ProbeResult("down", 0.0, f"previous probe still pending after {waited_ms} ms")
         probe = _Probe(call)
         _pending[key] = probe

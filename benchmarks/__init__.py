@@ -1,0 +1,1 @@
+"""Benchmarks: Steadfast against in-run baselines, driven by wrk (`make bench`)."""

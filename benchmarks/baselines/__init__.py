@@ -1,0 +1,1 @@
+"""The baselines every Steadfast figure is divided by, served with the same gunicorn settings."""

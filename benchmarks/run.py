@@ -1,0 +1,707 @@
+"""`make bench`: Steadfast under gunicorn against two baselines, with wrk, interleaved.
+
+Every figure that is judged is a ratio measured in this run: the machine is shared and noisy,
+so absolute requests/s mean little, while A,B,A,B rounds see the same neighbours.
+
+    .venv/bin/python -m benchmarks.run --duration 5 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks import hashing, report, servers
+from benchmarks.otlp_discard import otlp_discard
+from benchmarks.report import Run, TargetCheck
+from benchmarks.wrk import UNIQUE_EMAIL_PLACEHOLDER, Request, run_wrk, wrk_path
+
+DEFAULT_OUTPUT = servers.REPO_ROOT / "benchmarks" / "results.json"
+ORIGIN = "https://app.example"
+HEALTH_LIVE = "/health/live"
+HASH_ONLY = "hash-only"
+BENCH_PASSWORD = hashing.SAMPLE_PASSWORD
+# The variables of SPEC section 5 (and a few more): a developer's shell must not leak into
+# the benchmarked configuration.
+_STEADFAST_VARIABLES = (
+    "APP_ENV",
+    "PORT",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "JWT_EXPIRY",
+    "JWT_REFRESH_EXPIRY",
+    "CORS_ORIGINS",
+    "RATE_LIMIT_DEFAULT",
+    "RATE_LIMIT_AUTH",
+    "RATE_LIMIT_LOGIN_FAILURES",
+    "TRUSTED_PROXIES",
+    "MAX_CONTENT_LENGTH",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "EMAIL_BACKEND",
+    "SMTP_URL",
+    "EMAIL_FROM",
+    "METRICS_TOKEN",
+    "HEALTH_TIMEOUT_MS",
+    "MEMORY_THRESHOLD_MB",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "prometheus_multiproc_dir",
+)
+# What a browser client behind nginx sends: the proxy's X-Forwarded-* (trusted: one hop, as
+# in production), an allowed Origin so CORS does its full work.
+_CLIENT_HEADERS = (
+    ("Accept", "application/json"),
+    ("Origin", ORIGIN),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-For", "203.0.113.7"),
+)
+_JSON_BODY = (("Content-Type", "application/json"),)
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    # Target name -> the requests its load sends, in the A,B order of every round.
+    loads: dict[str, list[Request]]
+    expected_status: dict[str, int]
+    # "hash" or "verify": also measure what that argon2id operation alone allows, each round.
+    hash_baseline: str | None = None
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    script_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    env = os.environ.get
+    parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "5")))
+    parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "3")))
+    parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "1")))
+    parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
+    parser.add_argument(
+        "--hash-connections",
+        type=int,
+        default=int(env("BENCH_HASH_CONNECTIONS", "4")),
+        help="connections for login and registration: bounded by argon2id, more only queue",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of every target")
+    parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS of every target")
+    parser.add_argument(
+        "--scenarios",
+        default="live,me,login,register,traced,mixed",
+        help="comma-separated subset of: live, me, login, register, traced, mixed",
+    )
+    parser.add_argument("--redis-url", default=env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument(
+        "--postgres-admin-url",
+        default=env("BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed (default: report)"
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.duration < 1:
+        parser.error("--rounds and --duration must be at least 1")
+    return args
+
+
+def bench_environment(args: argparse.Namespace, database_url: str, workdir: Path) -> dict[str, str]:
+    """Production settings, as an operator would set them, with the limits raised out of reach.
+
+    Rate limits stay on (their Redis round trips are part of the stack being measured) but so
+    high that no benchmark request is refused.
+    """
+    # OTEL_*: tracing is optional and off by default; a shell's collector must not switch it on.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _STEADFAST_VARIABLES and not k.startswith("OTEL_")
+    }
+    prometheus_dir = workdir / "prometheus"
+    prometheus_dir.mkdir()
+    environment.update(
+        {
+            "APP_ENV": "production",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": args.redis_url,
+            "JWT_SECRET": secrets.token_urlsafe(48),
+            "JWT_EXPIRY": "1h",
+            "CORS_ORIGINS": ORIGIN,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            "RATE_LIMIT_DEFAULT": "1000000 per minute",
+            "RATE_LIMIT_AUTH": "1000000 per minute",
+            "RATE_LIMIT_LOGIN_FAILURES": "1000000 per minute",
+            "TRUSTED_PROXIES": "1",
+            "METRICS_TOKEN": secrets.token_urlsafe(24),
+            "EMAIL_BACKEND": "console",
+            "WEB_CONCURRENCY": str(args.workers),
+            "GUNICORN_THREADS": str(args.threads),
+            "PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    return environment
+
+
+def gunicorn_settings(environment: dict[str, str]) -> dict[str, Any]:
+    """What the project's gunicorn.conf.py computes for this environment (shared by targets)."""
+    code = (
+        "import json, sys\n"
+        "from benchmarks.gunicorn_settings import server_settings\n"
+        "from benchmarks.servers import PROJECT_GUNICORN_CONFIG\n"
+        "sys.stderr.write('BENCH_SETTINGS ' + "
+        "json.dumps(server_settings(PROJECT_GUNICORN_CONFIG), default=str) + '\\n')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=servers.REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for line in completed.stderr.splitlines():
+        if line.startswith("BENCH_SETTINGS "):
+            return json.loads(line.removeprefix("BENCH_SETTINGS "))
+    raise RuntimeError(f"could not read gunicorn settings:\n{completed.stderr[-2000:]}")
+
+
+def _send(base_url: str, request: Request) -> requests.Response:
+    body = request.body
+    if body is not None and request.is_unique_per_send:
+        body = body.replace(UNIQUE_EMAIL_PLACEHOLDER, f"bench-check-{uuid.uuid4().hex}@example.com")
+    return requests.request(
+        request.method,
+        base_url + request.path,
+        headers=dict(request.headers),
+        data=body,
+        timeout=30,
+        allow_redirects=False,
+    )
+
+
+def seed_user(base_url: str) -> tuple[str, str]:
+    """A user registered and logged in through the API: (email, access token)."""
+    email = f"bench-seed-{uuid.uuid4().hex[:12]}@example.com"
+    body = json.dumps({"email": email, "password": BENCH_PASSWORD, "name": "Bench Seed"})
+    headers = _CLIENT_HEADERS + _JSON_BODY
+    created = _send(base_url, Request("POST", "/api/v1/users", headers, body))
+    if created.status_code != 201:
+        raise RuntimeError(f"registering the seed user: {created.status_code} {created.text}")
+    body = json.dumps({"email": email, "password": BENCH_PASSWORD})
+    login = _send(base_url, Request("POST", "/api/v1/auth/login", headers, body))
+    if login.status_code != 200:
+        raise RuntimeError(f"logging the seed user in: {login.status_code} {login.text}")
+    return email, login.json()["data"]["access_token"]
+
+
+def build_scenarios(
+    context: Context, steadfast_url: str, email: str, access_token: str
+) -> list[Scenario]:
+    live_status = _send(steadfast_url, Request("GET", HEALTH_LIVE, _CLIENT_HEADERS)).status_code
+    if live_status == 404:
+        context.notes.append(
+            f"GET {HEALTH_LIVE} does not exist yet (404): the 'live' scenario measures "
+            "Steadfast's 404 route instead (the whole stack down to the error handler), and "
+            "the mixed load sends /users/me in its place."
+        )
+    elif live_status != 200:
+        raise RuntimeError(f"GET {HEALTH_LIVE} answered {live_status}")
+
+    authorised = _CLIENT_HEADERS + (("Authorization", f"Bearer {access_token}"),)
+    live = Request("GET", HEALTH_LIVE, _CLIENT_HEADERS)
+    me = Request("GET", "/api/v1/users/me", authorised)
+    login = Request(
+        "POST",
+        "/api/v1/auth/login",
+        _CLIENT_HEADERS + _JSON_BODY,
+        json.dumps({"email": email, "password": BENCH_PASSWORD}),
+    )
+    register = Request(
+        "POST",
+        "/api/v1/users",
+        _CLIENT_HEADERS + _JSON_BODY,
+        '{"email": "' + UNIQUE_EMAIL_PLACEHOLDER + '", "password": "' + BENCH_PASSWORD + '"}',
+    )
+    mix = [
+        _weighted(me, 70),
+        _weighted(live if live_status == 200 else me, 20),
+        _weighted(login, 5),
+        _weighted(register, 5),
+    ]
+    every = [
+        Scenario(
+            "live",
+            f"GET {HEALTH_LIVE} vs bare Flask hello-world",
+            {"steadfast": [live], "hello": [Request("GET", "/", _CLIENT_HEADERS)]},
+            {"steadfast": live_status, "hello": 200},
+        ),
+        Scenario(
+            "me",
+            "GET /api/v1/users/me (valid token) vs the minimal authenticated read",
+            {"steadfast": [me], "reference": [Request("GET", "/users/me", authorised)]},
+            {"steadfast": 200, "reference": 200},
+        ),
+        Scenario(
+            "login",
+            "POST /api/v1/auth/login (right password)",
+            {"steadfast": [login]},
+            {"steadfast": 200},
+            hash_baseline="verify",
+        ),
+        Scenario(
+            "register",
+            "POST /api/v1/users (a new email every request)",
+            {"steadfast": [register]},
+            {"steadfast": 201},
+            hash_baseline="hash",
+        ),
+        Scenario(
+            "traced",
+            "GET /api/v1/users/me with OpenTelemetry on (100 % sampled, OTLP export) vs off",
+            {"steadfast": [me], "traced": [me]},
+            {"steadfast": 200, "traced": 200},
+        ),
+        Scenario(
+            "mixed",
+            "70% /users/me, 20% /health/live, 5% login, 5% registration",
+            {"steadfast": mix},
+            {"steadfast": 200},
+        ),
+    ]
+    wanted = [name.strip() for name in context.args.scenarios.split(",") if name.strip()]
+    unknown = set(wanted) - {scenario.name for scenario in every}
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    return [scenario for scenario in every if scenario.name in wanted]
+
+
+def targets_of(scenario: Scenario) -> list[str]:
+    return [*scenario.loads, *([HASH_ONLY] if scenario.hash_baseline else [])]
+
+
+def _weighted(request: Request, weight: int) -> Request:
+    return Request(request.method, request.path, request.headers, request.body, weight)
+
+
+def preflight(scenario: Scenario, servers_by_name: dict[str, servers.Server]) -> None:
+    """Each request of a load answered once with its expected status before any timing."""
+    for target, loads in scenario.loads.items():
+        for request in loads:
+            response = _send(servers_by_name[target].base_url, request)
+            expected = scenario.expected_status[target] if len(loads) == 1 else None
+            ok = response.status_code == expected if expected else response.status_code < 400
+            if request.path == HEALTH_LIVE and response.status_code == 404:
+                ok = True
+            if not ok:
+                raise RuntimeError(
+                    f"{scenario.name}/{target}: {request.method} {request.path} answered "
+                    f"{response.status_code}: {response.text[:300]}"
+                )
+
+
+def measure_scenario(
+    context: Context,
+    scenario: Scenario,
+    servers_by_name: dict[str, servers.Server],
+    workers: int,
+    environment: dict[str, str],
+    runs: list[Run],
+) -> None:
+    args = context.args
+    connections = args.hash_connections if scenario.hash_baseline else args.connections
+    preflight(scenario, servers_by_name)
+    for target, loads in scenario.loads.items():  # warm-up: connections, caches, JIT-less paths
+        run_wrk(
+            servers_by_name[target].base_url,
+            loads,
+            script_dir=context.script_dir,
+            run_id=uuid.uuid4().hex[:10],
+            duration_s=args.warmup,
+            connections=connections,
+            threads=args.wrk_threads,
+        )
+    for round_number in range(1, args.rounds + 1):
+        for target, loads in scenario.loads.items():
+            result = run_wrk(
+                servers_by_name[target].base_url,
+                loads,
+                script_dir=context.script_dir,
+                run_id=uuid.uuid4().hex[:10],
+                duration_s=args.duration,
+                connections=connections,
+                threads=args.wrk_threads,
+            )
+            expected_failures = scenario.expected_status[target] >= 400
+            unexpected = result.socket_errors + (0 if expected_failures else result.status_errors)
+            runs.append(
+                Run(
+                    scenario=scenario.name,
+                    target=target,
+                    round=round_number,
+                    requests_per_s=result.requests_per_s,
+                    p50_ms=result.p50_ms,
+                    p99_ms=result.p99_ms,
+                    requests=result.requests,
+                    status_errors=result.status_errors,
+                    socket_errors=result.socket_errors,
+                    unexpected_errors=unexpected,
+                )
+            )
+            print(
+                f"  {scenario.name:<9} round {round_number} {target:<10} "
+                f"{result.requests_per_s:>9.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
+                f"p99 {result.p99_ms:7.2f} ms"
+                + (f"  {unexpected} unexpected errors" if unexpected else ""),
+                flush=True,
+            )
+        if scenario.hash_baseline:
+            alone = hashing.measure(scenario.hash_baseline, workers, args.duration, environment)
+            runs.append(
+                Run(
+                    scenario=scenario.name,
+                    target=HASH_ONLY,
+                    round=round_number,
+                    requests_per_s=alone.capacity_per_s,
+                    p50_ms=round(alone.seconds_per_operation * 1000, 2),
+                    p99_ms=None,
+                    requests=alone.operations,
+                    status_errors=0,
+                    socket_errors=0,
+                    unexpected_errors=0,
+                )
+            )
+            print(
+                f"  {scenario.name:<9} round {round_number} {HASH_ONLY:<10} "
+                f"{alone.capacity_per_s:>9.1f} /s     = {workers} workers / "
+                f"{alone.seconds_per_operation * 1000:.1f} ms per {scenario.hash_baseline}",
+                flush=True,
+            )
+
+
+def cold_starts(environment: dict[str, str], path: str, count: int) -> list[dict[str, Any]]:
+    from benchmarks.cold_start import RESULT_MARKER
+
+    results = []
+    for _ in range(count):
+        completed = subprocess.run(
+            [sys.executable, "-m", "benchmarks.cold_start", path],
+            cwd=servers.REPO_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+        if completed.returncode != 0 or not lines:
+            raise RuntimeError(f"cold start failed:\n{completed.stderr[-2000:]}")
+        results.append(json.loads(lines[-1].removeprefix(RESULT_MARKER)))
+    return results
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=servers.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": cpu_model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit or None,
+    }
+
+
+def target_checks(
+    runs: list[Run],
+    memory: dict[str, list[dict[str, float]]],
+    cold: list[dict[str, Any]],
+    connections: int,
+    live_note: str,
+    argon2: dict[str, Any],
+) -> list[TargetCheck]:
+    steadfast_rss = [worker["rss"] for worker in memory.get("steadfast", [])]
+    cold_total = report.median(result["total_s"] for result in cold)
+    return [
+        TargetCheck(
+            "users/me req/s vs reference",
+            report.paired_ratio(runs, "me", "steadfast", "reference", "requests_per_s"),
+            ">=",
+            0.70,
+        ),
+        TargetCheck(
+            f"users/me p99 vs reference ({connections} conn.)",
+            report.paired_ratio(runs, "me", "steadfast", "reference", "p99_ms"),
+            "<=",
+            2.0,
+        ),
+        TargetCheck(
+            "health/live req/s vs bare Flask",
+            report.paired_ratio(runs, "live", "steadfast", "hello", "requests_per_s"),
+            ">=",
+            0.80,
+            note=live_note,
+        ),
+        TargetCheck(
+            "login req/s vs workers/verify time",
+            report.paired_ratio(runs, "login", "steadfast", HASH_ONLY, "requests_per_s"),
+            ">=",
+            0.90,
+        ),
+        TargetCheck(
+            "register req/s vs workers/hash time",
+            report.paired_ratio(runs, "register", "steadfast", HASH_ONLY, "requests_per_s"),
+            ">=",
+            0.90,
+        ),
+        TargetCheck(
+            "max worker RSS after the run",
+            max(steadfast_rss) if steadfast_rss else None,
+            "<=",
+            80,
+            unit="MiB",
+        ),
+        TargetCheck("cold start (import to 1st response)", cold_total, "<=", 1.0, unit="s"),
+        TargetCheck(
+            "argon2id parameters >= OWASP minimum",
+            1.0 if argon2["meets_owasp_minimum"] else 0.0,
+            ">=",
+            1,
+            unit="",
+            note=f"m={argon2['memory_cost_kib']} KiB, t={argon2['time_cost']}, "
+            f"p={argon2['parallelism']}",
+        ),
+    ]
+
+
+def traced_environment(environment: dict[str, str], endpoint: str) -> dict[str, str]:
+    """The same production settings with tracing on: every request sampled and exported."""
+    return {
+        **environment,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_SERVICE_NAME": "steadfast-bench",
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+
+
+def tracing_overhead(runs: list[Run], exports: Any) -> dict[str, Any] | None:
+    """No target in the issues: the cost of tracing is reported, for docs/performance.md."""
+    if exports is None or not report.runs_of(runs, "traced", "traced"):
+        return None
+
+    def ratio(field: str) -> float | None:
+        value = report.paired_ratio(runs, "traced", "traced", "steadfast", field)
+        return None if value is None else round(value, 3)
+
+    return {
+        "requests_per_s_ratio": ratio("requests_per_s"),
+        "p50_ratio": ratio("p50_ms"),
+        "p99_ratio": ratio("p99_ms"),
+        "exports": exports.exports,
+        "exported_bytes": exports.bytes,
+    }
+
+
+def argon2_parameters() -> dict[str, Any]:
+    from app.services.passwords import HASHER
+
+    parameters = HASHER._parameters  # argon2-cffi keeps them here; no public accessor
+    type_name = parameters.type.name
+    return {
+        "type": type_name,
+        "memory_cost_kib": parameters.memory_cost,
+        "time_cost": parameters.time_cost,
+        "parallelism": parameters.parallelism,
+        "meets_owasp_minimum": report.meets_owasp_argon2id(
+            type_name, parameters.memory_cost, parameters.time_cost, parameters.parallelism
+        ),
+    }
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    # Unwinds the ExitStack, so a stopped run still stops its servers and drops its database.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    if wrk_path() is None:
+        print("wrk is not installed: apt-get install -y wrk (make bench does it)", file=sys.stderr)
+        return 2
+    started_at = dt.datetime.now(dt.UTC)
+    load_before = os.getloadavg()
+    runs: list[Run] = []
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="steadfast-bench-")))
+        context = Context(args, workdir)
+        database_url = stack.enter_context(servers.temporary_database(args.postgres_admin_url))
+        environment = bench_environment(args, database_url, workdir)
+        print(f"database {database_url.rpartition('/')[2]}, redis {args.redis_url}", flush=True)
+        servers.migrate(environment)
+        settings = gunicorn_settings(environment)
+        print(f"gunicorn settings of every target: {settings}", flush=True)
+
+        with ExitStack() as running:
+            servers_by_name = {
+                target.name: running.enter_context(
+                    servers.serving(target, environment, workdir / f"{target.name}.log")
+                )
+                for target in (servers.STEADFAST, servers.HELLO, servers.REFERENCE)
+            }
+            exports = None
+            if "traced" in args.scenarios:
+                endpoint, exports = running.enter_context(otlp_discard())
+                servers_by_name["traced"] = running.enter_context(
+                    servers.serving(
+                        servers.TRACED,
+                        traced_environment(environment, endpoint),
+                        workdir / "traced.log",
+                    )
+                )
+            steadfast_url = servers_by_name["steadfast"].base_url
+            email, access_token = seed_user(steadfast_url)
+            scenarios = build_scenarios(context, steadfast_url, email, access_token)
+            for note in context.notes:
+                print(f"NOTE: {note}", flush=True)
+            for scenario in scenarios:
+                print(f"{scenario.name}: {scenario.description}", flush=True)
+                measure_scenario(
+                    context,
+                    scenario,
+                    servers_by_name,
+                    int(settings.get("workers", args.workers)),
+                    environment,
+                    runs,
+                )
+            memory = {name: s.worker_memory() for name, s in servers_by_name.items()}
+            workers = int(settings.get("workers", args.workers))
+            restarts = {
+                name: max(0, s.worker_boots() - workers) for name, s in servers_by_name.items()
+            }
+            ready_s = {name: round(s.ready_s, 3) for name, s in servers_by_name.items()}
+        steadfast_log = workdir / "steadfast.log"
+        log_lines = sum(1 for _ in steadfast_log.open("rb"))
+        health_path = HEALTH_LIVE
+        cold = cold_starts(environment, health_path, args.cold_starts)
+
+    argon2 = argon2_parameters()
+    live_note = "404 route: /health/live missing" if any("404" in n for n in context.notes) else ""
+    checks = target_checks(runs, memory, cold, args.connections, live_note, argon2)
+    tracing = tracing_overhead(runs, exports)
+    rows = [
+        (scenario.name, target, report.summary(report.runs_of(runs, scenario.name, target)))
+        for scenario in scenarios
+        for target in targets_of(scenario)
+    ]
+    results = {
+        "generated_at": started_at.isoformat(timespec="seconds"),
+        "machine": {
+            **machine(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "settings": {
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "hash_connections": args.hash_connections,
+            "wrk_threads": args.wrk_threads,
+            "gunicorn": settings,
+        },
+        "notes": context.notes,
+        "scenarios": {
+            scenario.name: {
+                "description": scenario.description,
+                "targets": {
+                    target: report.summary(report.runs_of(runs, scenario.name, target))
+                    for target in targets_of(scenario)
+                },
+            }
+            for scenario in scenarios
+        },
+        "runs": [run.__dict__ for run in runs],
+        "password_hash": {"argon2": argon2},
+        "worker_memory_mib": memory,
+        "worker_restarts": restarts,
+        "startup": {"cold_start": cold, "gunicorn_ready_s": ready_s},
+        "steadfast_log_lines": log_lines,
+        "targets": [check.as_dict() for check in checks],
+        "tracing_overhead": tracing,
+    }
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+
+    print()
+    print(report.format_runs_table(rows))
+    print()
+    cold_median = report.median(result["total_s"] for result in cold)
+    print(
+        f"cold start {cold_median:.3f} s (median of {len(cold)}); per-worker memory after the "
+        "run, MiB (RSS / PSS / USS):"
+    )
+    for name, workers in memory.items():
+        figures = ", ".join(f"{w['rss']:.0f}/{w['pss']:.0f}/{w['uss']:.0f}" for w in workers)
+        print(f"  {name:<10} {figures}")
+    print(f"Steadfast wrote {log_lines} log lines (JSON, to a file).")
+    print(
+        "workers recycled during the run (max_requests): "
+        + ", ".join(f"{name} {count}" for name, count in restarts.items())
+    )
+    print()
+    print("Targets (ratios measured in this run):")
+    print(report.format_targets_table(checks))
+    if tracing:
+        print(
+            "\nTracing on vs off, /users/me (paired medians): "
+            f"req/s x{tracing['requests_per_s_ratio']}, p50 x{tracing['p50_ratio']}, "
+            f"p99 x{tracing['p99_ratio']}; {tracing['exports']} OTLP exports received"
+        )
+    for note in context.notes:
+        print(f"NOTE: {note}")
+    print(f"\nwritten to {args.output}")
+    missed = [check for check in checks if check.met is False]
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

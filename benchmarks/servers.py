@@ -1,0 +1,189 @@
+"""The processes under test: gunicorn targets on loopback, their database, and their memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+PROJECT_GUNICORN_CONFIG = REPO_ROOT / "gunicorn.conf.py"
+BASELINE_GUNICORN_CONFIG = REPO_ROOT / "benchmarks" / "baselines" / "gunicorn.conf.py"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A WSGI app and the gunicorn config it is served with."""
+
+    name: str
+    wsgi_app: str
+    gunicorn_config: Path
+    ready_path: str
+
+
+STEADFAST = Target("steadfast", "wsgi:app", PROJECT_GUNICORN_CONFIG, "/")
+HELLO = Target("hello", "benchmarks.baselines.hello:app", BASELINE_GUNICORN_CONFIG, "/")
+# Steadfast again, started with the OTEL_* variables set (see run.traced_environment).
+TRACED = Target("traced", "wsgi:app", PROJECT_GUNICORN_CONFIG, "/")
+REFERENCE = Target("reference", "benchmarks.baselines.reference:app", BASELINE_GUNICORN_CONFIG, "/")
+
+
+@dataclass
+class Server:
+    target: Target
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+    # From spawning the gunicorn master to its first HTTP answer.
+    ready_s: float
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid)
+
+    def worker_boots(self) -> int:
+        """Workers booted so far, the first ones included (max_requests recycles them)."""
+        return self.log_path.read_text(errors="replace").count("Booting worker")
+
+    def worker_memory(self) -> list[dict[str, float]]:
+        return [m for pid in self.worker_pids() if (m := memory_mib(pid)) is not None]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def child_pids(parent_pid: int) -> list[int]:
+    """Direct children of a process, read from /proc (the gunicorn workers of a master)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: fields start after ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent_pid:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def memory_mib(pid: int) -> dict[str, float] | None:
+    """RSS (what the target is about), and PSS and USS (what the worker really costs, with
+    shared libraries and copy-on-write pages split among processes), in MiB; None once gone."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    kib: dict[str, int] = {}
+    for line in rollup.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("kB"):
+            kib[name] = int(rest.split()[0])
+    private = kib.get("Private_Clean", 0) + kib.get("Private_Dirty", 0)
+    return {
+        "rss": round(kib.get("Rss", 0) / 1024, 1),
+        "pss": round(kib.get("Pss", 0) / 1024, 1),
+        "uss": round(private / 1024, 1),
+    }
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    """Poll `url` until any HTTP answer comes back; no fixed sleeps."""
+    give_up_at = time.monotonic() + deadline_s
+    while time.monotonic() < give_up_at:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2, allow_redirects=False)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer within {deadline_s} s")
+
+
+@contextmanager
+def serving(target: Target, environment: Mapping[str, str], log_path: Path) -> Iterator[Server]:
+    """gunicorn serving `target` on a free loopback port; stopped with TERM (then KILL)."""
+    port = free_port()
+    started = time.perf_counter()
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(BIN_DIR / "gunicorn"),
+                "--config",
+                str(target.gunicorn_config),
+                "--bind",
+                f"127.0.0.1:{port}",
+                target.wsgi_app,
+            ],
+            cwd=REPO_ROOT,
+            env={**environment, "PORT": str(port)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_serving(base_url + target.ready_path, process)
+            yield Server(target, process, base_url, log_path, time.perf_counter() - started)
+        except RuntimeError as error:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{target.name}: {error}\n--- log tail ---\n{tail}") from error
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@contextmanager
+def temporary_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark run; dropped afterwards."""
+    name = f"steadfast_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(environment: Mapping[str, str]) -> None:
+    """`flask db upgrade`, exactly as an operator runs it."""
+    completed = subprocess.run(
+        [str(BIN_DIR / "flask"), "db", "upgrade"],
+        cwd=REPO_ROOT,
+        env={**environment, "FLASK_APP": "wsgi.py"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed:\n{completed.stdout}\n{completed.stderr}")

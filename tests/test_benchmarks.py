@@ -1,0 +1,224 @@
+"""The benchmark harness itself: its baselines answer like the endpoints they are compared with,
+its wrk scripts send what they claim, and its ratios pair what was measured side by side."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request as WsgiRequest
+from werkzeug.wrappers import Response as WsgiResponse
+
+from app.config import DEV_JWT_SECRET
+from app.services.passwords import HASHER
+from benchmarks import report, wrk
+from benchmarks.report import Run, TargetCheck
+from tests.conftest import REPO_ROOT, bearer
+
+
+def _run(round_number: int, target: str, requests_per_s: float, p99_ms: float = 10.0) -> Run:
+    return Run(
+        scenario="me",
+        target=target,
+        round=round_number,
+        requests_per_s=requests_per_s,
+        p50_ms=1.0,
+        p99_ms=p99_ms,
+        requests=100,
+        status_errors=0,
+        socket_errors=0,
+        unexpected_errors=0,
+    )
+
+
+def test_ratios_pair_each_round_with_the_baseline_measured_beside_it():
+    runs = [
+        _run(1, "steadfast", 80),
+        _run(1, "reference", 100),
+        # A noisy neighbour halves both sides of round 2: the pair's ratio is unchanged.
+        _run(2, "steadfast", 40),
+        _run(2, "reference", 50),
+        _run(3, "steadfast", 90),
+        _run(3, "reference", 100),
+        _run(4, "steadfast", 70),  # no partner: not paired
+    ]
+    assert report.paired_ratio(runs, "me", "steadfast", "reference", "requests_per_s") == 0.8
+
+
+def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_data():
+    assert TargetCheck("throughput", 0.7, ">=", 0.7).met is True
+    assert TargetCheck("throughput", 0.69, ">=", 0.7).met is False
+    assert TargetCheck("p99", 2.1, "<=", 2.0).met is False
+    assert TargetCheck("p99", None, "<=", 2.0).met is None
+
+
+def test_the_apps_argon2id_parameters_are_at_least_owasps_minimum():
+    parameters = HASHER._parameters
+    assert report.meets_owasp_argon2id(
+        parameters.type.name, parameters.memory_cost, parameters.time_cost, parameters.parallelism
+    )
+    assert not report.meets_owasp_argon2id("ID", 19456, 1, 1)
+    assert not report.meets_owasp_argon2id("I", 65536, 3, 1)
+    assert report.meets_owasp_argon2id("ID", 12288, 3, 1)
+
+
+def test_lua_string_literals_survive_quotes_backslashes_and_newlines():
+    assert wrk.lua_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+def test_a_single_fixed_request_is_preformatted_by_wrk_without_lua_per_request():
+    script = wrk.lua_script(
+        [wrk.Request("POST", "/login", (("Content-Type", "application/json"),), '{"a": 1}')],
+        "run1",
+    )
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.headers["Content-Type"] = "application/json"' in script
+    assert "function request()" not in script
+    assert wrk.RESULT_MARKER in script
+
+
+def test_the_wrk_summary_is_read_back_in_milliseconds_and_requests_per_second():
+    stdout = (
+        "Running 5s test\n"
+        + wrk.RESULT_MARKER
+        + json.dumps(
+            {
+                "requests": 5000,
+                "duration_us": 5_000_000,
+                "status_errors": 3,
+                "socket_errors": 1,
+                "p50_us": 1500,
+                "p90_us": 2500,
+                "p99_us": 9000,
+                "max_us": 20000,
+                "mean_us": 1600.5,
+            }
+        )
+        + "\n"
+    )
+    result = wrk.parse_result(stdout)
+    assert result.requests_per_s == 1000.0
+    assert (result.p50_ms, result.p99_ms) == (1.5, 9.0)
+    assert (result.status_errors, result.socket_errors) == (3, 1)
+
+
+def test_hello_baseline_answers_json():
+    from benchmarks.baselines.hello import app
+
+    response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert response.get_json() == {"message": "Hello, World!"}
+
+
+@pytest.fixture
+def reference_app(monkeypatch: pytest.MonkeyPatch, postgresql_database_url: str) -> Iterator[Any]:
+    monkeypatch.setenv("JWT_SECRET", DEV_JWT_SECRET)
+    monkeypatch.setenv("DATABASE_URL", postgresql_database_url)
+    module = importlib.reload(importlib.import_module("benchmarks.baselines.reference"))
+    yield module.app
+    module.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_reference_reads_the_same_user_as_users_me_for_the_same_token(
+    client, registered_user, reference_app
+):
+    headers = bearer(registered_user["access_token"])
+    steadfast = client.get("/api/v1/users/me", headers=headers).get_json()["data"]
+    reference = reference_app.test_client().get("/users/me", headers=headers)
+    assert reference.status_code == 200
+    assert reference.get_json()["data"]["id"] == steadfast["id"]
+    assert reference.get_json()["data"]["email"] == registered_user["email"]
+
+
+def test_reference_refuses_a_forged_token(reference_app):
+    response = reference_app.test_client().get("/users/me", headers=bearer("not.a.token"))
+    assert response.status_code == 401
+
+
+def test_baseline_servers_share_the_projects_server_settings_but_none_of_its_hooks():
+    code = (
+        "import json\n"
+        "from benchmarks.gunicorn_settings import server_settings\n"
+        "from benchmarks.servers import BASELINE_GUNICORN_CONFIG, PROJECT_GUNICORN_CONFIG\n"
+        "import runpy\n"
+        "project = server_settings(PROJECT_GUNICORN_CONFIG)\n"
+        "baseline = runpy.run_path(str(BASELINE_GUNICORN_CONFIG))\n"
+        "print(json.dumps({'project': project, 'baseline_keys': sorted(baseline),\n"
+        "  'baseline': {k: baseline[k] for k in project}}, default=str))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={"APP_ENV": "test", "WEB_CONCURRENCY": "3", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    settings = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert settings["project"]["workers"] == 3
+    assert settings["baseline"] == settings["project"]
+    assert "logger_class" not in settings["baseline_keys"]
+    assert "post_fork" not in settings["baseline_keys"]
+
+
+class _RecordingServer:
+    """A loopback HTTP server that keeps every request body it receives."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _app(self, environ: dict, start_response: Any) -> Any:
+        body = WsgiRequest(environ).get_data()
+        with self._lock:
+            self.bodies.append(body)
+        return WsgiResponse("{}", status=201, mimetype="application/json")(environ, start_response)
+
+    def __enter__(self) -> _RecordingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_wrk_registration_load_sends_a_new_email_with_every_request(tmp_path: Path):
+    if wrk.wrk_path() is None:
+        pytest.skip("wrk is not installed (make bench installs it; apt-get install -y wrk)")
+    register = wrk.Request(
+        "POST",
+        "/api/v1/users",
+        (("Content-Type", "application/json"),),
+        '{"email": "' + wrk.UNIQUE_EMAIL_PLACEHOLDER + '", "password": "x"}',
+    )
+    with _RecordingServer() as server:
+        result = wrk.run_wrk(
+            server.url,
+            [register],
+            script_dir=tmp_path,
+            run_id="unique",
+            duration_s=1,
+            connections=4,
+            threads=2,
+        )
+    emails = [json.loads(body)["email"] for body in server.bodies]
+    assert result.requests > 10 and result.status_errors == 0
+    assert len(emails) >= result.requests
+    assert len(set(emails)) == len(emails)
+    assert all(email.startswith("bench-unique-") for email in emails)
