@@ -1,9 +1,59 @@
-"""`flask` commands of the service."""
+"""`flask` commands of the service: `flask users create-admin` and `flask worker`."""
 
 from __future__ import annotations
 
+import sys
+
+import click
 from flask import Flask
+from flask.cli import AppGroup
+
+from app.errors import AppError
+from app.state import settings
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+
+
+def _read_password() -> str:
+    # Never from argv: it would sit in shell history and in every `ps` listing.
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError("no password on standard input")
+    return password
+
+
+@users_cli.command("create-admin")
+@click.option("--email", required=True, help="The admin's email address.")
+@click.option("--name", default=None, help="The admin's display name.")
+def create_admin(email: str, name: str | None) -> None:
+    """Create an admin; the password is prompted for, or read from standard input."""
+    from app.services import users as users_service
+
+    password = _read_password()
+    try:
+        user = users_service.create_admin(email, password, name)
+    except AppError as error:
+        details = "; ".join(m for messages in (error.errors or {}).values() for m in messages)
+        raise click.ClickException(f"{error.message} {details}".strip()) from error
+    click.echo(f"admin created: {user.email} ({user.id})")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
+def worker(burst: bool) -> None:
+    """Send the queued emails (RQ worker on REDIS_URL), retrying failures with backoff."""
+    from app.email.queue import run_worker
+
+    redis_url = settings().redis_url
+    if not redis_url:
+        raise click.ClickException(
+            "REDIS_URL is not set: emails are sent inline, no worker needed."
+        )
+    run_worker(redis_url, burst=burst)
 
 
 def register_cli(app: Flask) -> None:
-    """Commands are added here as features need them (users create-admin, worker)."""
+    app.cli.add_command(users_cli)
+    app.cli.add_command(worker)

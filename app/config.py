@@ -73,6 +73,8 @@ class Settings:
     gunicorn_threads: int
     gunicorn_timeout: int
     graceful_timeout: int
+    # Where the emailed links point (the client app's pages); unset: emails carry the bare token.
+    frontend_url: str | None = None
     version: str = "0.1.0"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -180,6 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     gunicorn_threads = env.int("GUNICORN_THREADS", 4, validate=Range(min=1, max=256))
     gunicorn_timeout = env.int("GUNICORN_TIMEOUT", 30, validate=Range(min=1))
     graceful_timeout = env.int("GRACEFUL_TIMEOUT", 30, validate=Range(min=1))
+    frontend_url = env.str("FRONTEND_URL", None)
 
     try:
         env.seal()
@@ -261,6 +264,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if smtp_url and not smtp_url.startswith(("smtp://", "smtps://")):
         problems.append("SMTP_URL: must start with smtp:// or smtps://")
 
+    if frontend_url and not re.match(r"^https?://[^\s?#]+$", frontend_url):
+        problems.append(f"FRONTEND_URL: {frontend_url!r} is not a URL like https://app.example")
+
     if problems:
         raise ConfigError(problems)
 
@@ -296,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gunicorn_threads=gunicorn_threads,
         gunicorn_timeout=gunicorn_timeout,
         graceful_timeout=graceful_timeout,
+        frontend_url=(frontend_url or "").rstrip("/") or None,
     )
 
 

@@ -21,6 +21,9 @@ from app.extensions import db
 from app.logs import _json_line
 from tests.services import redis_url_or_skip, temporary_postgres_database
 
+# A real SMTP server (aiosmtpd) for the email tests: fixtures smtp_server, mailbox, smtp_client.
+pytest_plugins = ("tests.mail",)
+
 STRONG_PASSWORD = "correct horse battery staple"
 BACKENDS = ("sqlite", "postgresql")
 # Variables a developer's shell or CI might carry that would change what the tests see.
@@ -34,6 +37,7 @@ _ISOLATED_VARIABLES = (
     "LOG_LEVEL",
     "EMAIL_BACKEND",
     "SMTP_URL",
+    "FRONTEND_URL",
     "METRICS_TOKEN",
     "TRUSTED_PROXIES",
     "RATE_LIMIT_DEFAULT",

@@ -136,7 +136,10 @@ def test_every_operation_documents_its_body_parameters_and_security_as_the_view_
         else:
             assert "requestBody" not in operation, f"{label}: documents a body it never reads"
 
-        parameters = {(p["in"], p["name"]) for p in operation.get("parameters", [])}
+        # OpenAPI lets a path item declare parameters shared by all its operations
+        # (flask-smorest puts a `<uuid:user_id>` there); they count for each operation.
+        shared = document["paths"][path].get("parameters", [])
+        parameters = {(p["in"], p["name"]) for p in [*shared, *operation.get("parameters", [])]}
         for name in _FLASK_PATH_PARAMETER.findall(path.replace("{", "<").replace("}", ">")):
             assert ("path", name) in parameters, f"{label}: path parameter {name} undocumented"
         if "query" in locations:

@@ -15,18 +15,15 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
-from redis import Redis
-from rq import Queue, SimpleWorker
 from sqlalchemy import text
 
 from app.config import load_settings
+from app.email.queue import run_worker
 from app.extensions import db
-from app.services import email as email_service
-from app.tracing import TRACE_ID_HEADER, trace_carrier, tracer_provider
+from app.tracing import TRACE_ID_HEADER, tracer_provider
 from app.tracing.provider import start_tracing, uninstall_instrumentations
 from app.tracing.scrubbing import ScrubbingSpanExporter
 from tests.conftest import REPO_ROOT, STRONG_PASSWORD, bearer, login, register, unique_email
-from tests.tracing_jobs import DELIVERED_KEY_PREFIX, deliver_welcome
 
 # Any configured exporter turns tracing on; the provider below already holds the in-memory one.
 TRACING_ON = {"OTEL_TRACES_EXPORTER": "console"}
@@ -71,22 +68,13 @@ def test_one_registration_is_one_trace_across_http_database_redis_and_the_worker
     make_app, redis_url, exported, monkeypatch, log_records
 ):
     app = make_app(REDIS_URL=redis_url, **TRACING_ON)
-    connection = Redis.from_url(redis_url)
-    queue = Queue("tests-tracing", connection=connection)
-
-    # Stands in for the email queue (wired at merge): the welcome email becomes a queued job
-    # that carries the request's trace context in its meta.
-    def queue_welcome(to: str, name: str | None) -> bool:
-        queue.enqueue(deliver_welcome, to, meta={"trace": trace_carrier()})
-        return True
-
-    monkeypatch.setattr(email_service, "send_welcome", queue_welcome)
     exported.clear()
     email = unique_email()
+    # The real email queue: the welcome email is a job carrying the request's trace context.
     response = register(app.test_client(), email)
     assert response.status_code == 201
-    assert SimpleWorker([queue], connection=connection).work(burst=True)
-    assert connection.get(DELIVERED_KEY_PREFIX + email) == b"1"
+    with app.app_context():
+        assert run_worker(redis_url, burst=True, forking=False)
 
     spans = finished_spans(exported, response.headers[TRACE_ID_HEADER])
     server = only([s for s in spans if s.kind == SpanKind.SERVER])
@@ -107,7 +95,9 @@ def test_one_registration_is_one_trace_across_http_database_redis_and_the_worker
     assert job.kind == SpanKind.CONSUMER
     assert job.parent.span_id == server.context.span_id
     assert job.start_time >= server.start_time
-    assert [s.name for s in children_of(job, spans)] == ["SET"]
+    # The job's own work (minting the verification token) is traced under it.
+    job_statements = [s.attributes.get("db.statement", "") for s in children_of(job, spans)]
+    assert any(statement.startswith("INSERT INTO one_time_tokens") for statement in job_statements)
     # The worker's log line belongs to the same trace, under the job's span.
     sent = only([r for r in log_records if r["message"] == "email sent: welcome"])
     assert sent["trace_id"] == response.headers[TRACE_ID_HEADER]

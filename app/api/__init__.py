@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.api.admin import blp as admin_blueprint
 from app.api.auth import blp as auth_blueprint
 from app.api.users import blp as users_blueprint
 from app.extensions import Api
@@ -10,5 +11,5 @@ API_PREFIX = "/api/v1"
 
 
 def register_blueprints(api: Api) -> None:
-    for blueprint in (users_blueprint, auth_blueprint):
+    for blueprint in (users_blueprint, auth_blueprint, admin_blueprint):
         api.register_blueprint(blueprint)

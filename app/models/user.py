@@ -28,7 +28,8 @@ class User(db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # Indexed: the admin list pages by it.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
     def __repr__(self) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete as delete_statement
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import User
+from app.models import OneTimeToken, User
 from app.repositories.errors import DuplicateError
 
 
@@ -35,3 +36,75 @@ def commit() -> None:
     except IntegrityError as error:
         db.session.rollback()
         raise DuplicateError(str(error.orig.__class__.__name__)) from error
+
+
+def rollback() -> None:
+    db.session.rollback()
+
+
+def lock_active_admin_ids() -> set[uuid.UUID]:
+    """Ids of the active admins, locked against concurrent change until the transaction ends.
+
+    PostgreSQL: SELECT ... FOR UPDATE locks the rows (a concurrent demotion waits, then
+    re-checks the WHERE clause). SQLite has no row locks: a no-op write first takes the
+    database's write lock, which serialises every writer until this transaction ends.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(false()).values(role=User.role))
+    query = select(User.id).where(User.role == "admin", User.is_active.is_(True))
+    return set(db.session.execute(query.with_for_update()).scalars())
+
+
+def delete(user: User) -> None:
+    # Explicit, because SQLite enforces ON DELETE CASCADE only with a per-connection pragma.
+    db.session.execute(delete_statement(OneTimeToken).where(OneTimeToken.user_id == user.id))
+    db.session.delete(user)
+    db.session.commit()
+
+
+SORTS = {
+    "created_at": (User.created_at.asc(), User.id.asc()),
+    "-created_at": (User.created_at.desc(), User.id.desc()),
+    "email": (User.email.asc(),),
+    "-email": (User.email.desc(),),
+}
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally inside LIKE: its wildcards and the escape char escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_page(
+    page: int,
+    per_page: int,
+    sort: str = "-created_at",
+    q: str | None = None,
+    role: str | None = None,
+    is_active: bool | None = None,
+) -> tuple[list[User], int]:
+    """One page of users matching the filters, and the total number that match."""
+    conditions = []
+    if q:
+        pattern = f"%{escape_like(q.lower())}%"
+        conditions.append(
+            or_(
+                User.email.like(pattern, escape="\\"),
+                func.lower(User.name).like(pattern, escape="\\"),
+            )
+        )
+    if role is not None:
+        conditions.append(User.role == role)
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    total = db.session.execute(
+        select(func.count()).select_from(User).where(*conditions)
+    ).scalar_one()
+    users = db.session.execute(
+        select(User)
+        .where(*conditions)
+        .order_by(*SORTS[sort])
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).scalars()
+    return list(users), total

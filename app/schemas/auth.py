@@ -25,6 +25,31 @@ class TokenPairSchema(Schema):
     )
 
 
+class RefreshSchema(Schema):
+    refresh_token = SafeString(required=True, max_length=TOKEN_MAX_LENGTH)
+
+
+class OneTimeTokenSchema(Schema):
+    token = SafeString(
+        required=True, max_length=512, metadata={"description": "The token from the email."}
+    )
+
+
+class PasswordResetRequestSchema(Schema):
+    # A malformed address is a 422 (that says nothing about accounts); any well-formed one
+    # gets the same 202, registered or not.
+    email = EmailAddress(required=True)
+
+
+class PasswordResetConfirmSchema(Schema):
+    token = SafeString(required=True, max_length=512)
+    new_password = Password(required=True)
+
+
+class MessageSchema(Schema):
+    message = fields.String(required=True)
+
+
 class LogoutSchema(Schema):
     refresh_token = SafeString(
         max_length=TOKEN_MAX_LENGTH,

@@ -59,3 +59,12 @@ class EmailAddress(SafeString):
         if self.check_format:
             validate.Email(error="Not a valid email address.")(text)
         return text
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON `true`/`false` only: `0`, `"no"` or `"false"` for an account status is a bug."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean: use true or false.")
+        return value

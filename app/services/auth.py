@@ -34,6 +34,25 @@ def login(email: str, password: str) -> TokenPair:
     return tokens.issue_pair(str(user.id))
 
 
+def refresh(refresh_token: str) -> TokenPair:
+    """Rotate: spend the refresh token, hand out a new pair in the same family.
+
+    A refresh token presented twice means one copy was stolen (or replayed); we cannot tell
+    which holder is legitimate, so the whole family dies and both must log in again
+    (OAuth 2.0 Security BCP, refresh token rotation).
+    """
+    claims = tokens.decode(refresh_token, tokens.REFRESH)
+    family_id = claims.family_id or ""
+    if not tokens.claim_once(claims):
+        tokens.revoke_family(claims)
+        logger.bind(user_id=claims.subject, token_family=family_id).warning(
+            "refresh token reused: its family is revoked"
+        )
+        raise UnauthorizedError(tokens.INVALID_TOKEN_MESSAGE)
+    user = user_for_claims(claims)
+    return tokens.issue_pair(str(user.id), family_id)
+
+
 def user_for_claims(claims: TokenClaims) -> User:
     """The live, active user a verified token speaks for, else 401/403."""
     try:

@@ -64,13 +64,16 @@ def _encode(subject: str, token_type: str, ttl_s: int, extra: dict[str, Any]) ->
 
 
 def issue_pair(user_id: str, family_id: str | None = None) -> TokenPair:
-    """A new access token and a refresh token belonging to `family_id` (a new family if None)."""
+    """A new access token and a refresh token belonging to `family_id` (a new family if None).
+
+    Both carry the family, so revoking a family (refresh-token reuse) also kills the access
+    tokens handed out with it, not only the refresh tokens.
+    """
     config = settings()
+    family = {"fam": family_id or uuid.uuid4().hex}
     return TokenPair(
-        access_token=_encode(user_id, ACCESS, config.access_token_ttl_s, {}),
-        refresh_token=_encode(
-            user_id, REFRESH, config.refresh_token_ttl_s, {"fam": family_id or uuid.uuid4().hex}
-        ),
+        access_token=_encode(user_id, ACCESS, config.access_token_ttl_s, family),
+        refresh_token=_encode(user_id, REFRESH, config.refresh_token_ttl_s, family),
         expires_in=config.access_token_ttl_s,
     )
 
@@ -93,7 +96,9 @@ def decode(token: str, expected_type: str) -> TokenClaims:
     if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     family_id = claims.get("fam")
-    if expected_type == REFRESH and not isinstance(family_id, str):
+    if family_id is not None and not isinstance(family_id, str):
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    if expected_type == REFRESH and family_id is None:
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     token_claims = TokenClaims(
         subject=claims["sub"],
@@ -103,7 +108,10 @@ def decode(token: str, expected_type: str) -> TokenClaims:
         token_type=claims["type"],
         family_id=family_id,
     )
-    if app_state().token_store.is_revoked(token_claims.jti):
+    store = app_state().token_store
+    if store.is_revoked(token_claims.jti):
+        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
+    if family_id is not None and store.is_family_revoked(family_id):
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     return token_claims
 
@@ -112,8 +120,13 @@ def revoke(claims: TokenClaims) -> None:
     app_state().token_store.revoke(claims.jti, claims.remaining_ttl_s)
 
 
+def claim_once(claims: TokenClaims) -> bool:
+    """Mark a single-use token (a refresh token) as spent; True only for its first use."""
+    return app_state().token_store.claim_once(claims.jti, claims.remaining_ttl_s)
+
+
 def revoke_family(claims: TokenClaims) -> None:
-    """Kill every refresh token of the session `claims` belongs to (logout, reuse)."""
+    """Kill every token of the session `claims` belongs to (logout, reuse), access ones too."""
     if claims.family_id:
         # A later token of the family may outlive this one: hold the mark for a full lifetime.
         app_state().token_store.revoke_family(claims.family_id, settings().refresh_token_ttl_s)
