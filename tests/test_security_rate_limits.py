@@ -351,3 +351,57 @@ def test_another_blueprint_can_share_the_auth_limit_with_the_decorator(make_app,
     assert login(client, unique_email()).status_code == 401
     _assert_rate_limited(client.post("/api/v1/_test/password-reset"))
     _assert_rate_limited(login(client, unique_email()))
+
+
+# --- Round trips ----------------------------------------------------------------------
+
+
+def test_headers_show_the_window_this_request_left_in_redis(make_app, redis_url):
+    client = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_DEFAULT="5 per hour")
+    client = client.test_client()
+    client.get("/api/v1/users/me")
+    response = client.get("/api/v1/users/me")
+    assert response.headers["RateLimit-Remaining"] == "3"
+    assert response.headers["X-RateLimit-Remaining"] == "3"
+    (key,) = redis.Redis.from_url(redis_url).keys(f"{STORAGE_KEY_PREFIX}*")
+    ttl = redis.Redis.from_url(redis_url).ttl(key)
+    assert ttl - 1 <= int(response.headers["RateLimit-Reset"]) <= ttl + 2
+    assert abs(int(response.headers["X-RateLimit-Reset"]) - (time.time() + ttl)) <= 2
+
+
+def test_failed_logins_counted_by_another_instance_are_seen_by_the_next_request(
+    make_app, redis_url
+):
+    first = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_LOGIN_FAILURES="3 per hour")
+    second = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_LOGIN_FAILURES="3 per hour")
+    email = unique_email()
+    assert register(first.test_client(), email).status_code == 201
+    client = first.test_client()
+    # Each request reads its window afresh: nothing this app saw earlier is reused.
+    assert login(client, email, "wrong password").status_code == 401
+    assert login(client, email, "wrong password").status_code == 401
+    assert login(second.test_client(), email, "wrong password").status_code == 401
+    _assert_rate_limited(login(client, email))
+
+
+@pytest.mark.slow
+def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(make_app):
+    port = free_port()
+    app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    client = app.test_client()
+    with _own_redis_server(port):
+        client.get("/api/v1/users/me")  # loads the script into this fresh Redis
+        marker = redis.Redis(port=port)
+        marker.ping()  # connected before MONITOR starts, so only its ECHO is seen
+        with redis.Redis(port=port).monitor() as monitor:
+            # MONITOR echoes every command from now on; the marker closes the request's list.
+            response = client.get("/api/v1/users/me")
+            marker.echo("end-of-request")
+            commands = []
+            while (command := monitor.next_command())["command"] != "ECHO end-of-request":
+                commands.append(command)
+        marker.close()
+    assert response.status_code == 401
+    assert response.headers["RateLimit-Remaining"] == "998"
+    from_the_app = [c["command"].split()[0] for c in commands if c["client_type"] != "lua"]
+    assert from_the_app == ["EVALSHA"], commands

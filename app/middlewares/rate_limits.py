@@ -1,8 +1,10 @@
 """Rate limits (flask-limiter): per client IP on /api/ and auth, per account on failed logins.
 
-Counters live in Redis (REDIS_URL), so every worker and every instance shares them. If Redis
-fails, flask-limiter switches to process memory (a warning is logged, no request fails),
-and probes Redis again with a growing back-off (1, 2, 4 ... 32 s) until it answers.
+Counters live in Redis (REDIS_URL), so every worker and every instance shares them; the
+storage (app/middlewares/rate_limit_storage.py) takes a hit and the window for its headers in
+one round trip. If Redis fails, flask-limiter switches to process memory (a warning is
+logged, no request fails), and probes Redis again with a growing back-off (1, 2, 4 ... 32 s)
+until it answers.
 
 Views opt in with decorators that only mark the function (`auth_rate_limit`,
 `login_failure_limit`); `apply_route_limits` binds the marks to each app's own Limiter.
@@ -22,6 +24,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from app.config import Settings
+from app.middlewares.rate_limit_storage import SCHEME_PREFIX
 from app.state import settings
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -132,12 +135,13 @@ def _finish_ratelimit_headers(response: Response) -> Response:
 
 
 def limiter_storage_uri(redis_url: str | None) -> str:
+    """The `limits` storage URI: SingleTripRedisStorage on REDIS_URL, else process memory."""
     if not redis_url:
         return "memory://"
     # The `limits` library spells a Redis unix socket `redis+unix://`.
     if redis_url.startswith("unix://"):
-        return "redis+" + redis_url
-    return redis_url
+        redis_url = "redis+" + redis_url
+    return SCHEME_PREFIX + redis_url
 
 
 def _limiter_for(app_settings: Settings) -> Limiter:
