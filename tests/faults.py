@@ -7,8 +7,6 @@ again without touching the shared PostgreSQL and Redis servers of the machine.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import struct
 import subprocess
@@ -20,6 +18,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
+from tests.processes import stop_process
 
 LOOPBACK = "127.0.0.1"
 _CHUNK = 65536
@@ -235,14 +235,8 @@ class RedisServer:
     def stop(self, deadline_s: float = 10.0) -> None:
         """Stop the server (TERM, then KILL after the deadline); idempotent."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=deadline_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        if process is not None:
+            stop_process(process, grace_s=deadline_s)
 
     @property
     def running(self) -> bool:
