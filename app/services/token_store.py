@@ -31,6 +31,10 @@ class TokenStore(Protocol):
 
     def is_family_revoked(self, family_id: str) -> bool: ...
 
+    def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
+        """The check every authenticated request makes, in one call (one Redis round trip)."""
+        ...
+
 
 class MemoryTokenStore:
     def __init__(self) -> None:
@@ -67,6 +71,9 @@ class MemoryTokenStore:
     def is_family_revoked(self, family_id: str) -> bool:
         return self._has(f"family:{family_id}")
 
+    def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
+        return self.is_revoked(jti) or (family_id is not None and self.is_family_revoked(family_id))
+
 
 class RedisTokenStore:
     """Fails closed: if Redis cannot say a token is live, the request gets a 503, not access."""
@@ -97,3 +104,10 @@ class RedisTokenStore:
 
     def is_family_revoked(self, family_id: str) -> bool:
         return bool(self._call(self._redis.exists, f"{KEY_PREFIX}family:{family_id}"))
+
+    def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
+        keys = [f"{KEY_PREFIX}revoked:{jti}"]
+        if family_id is not None:
+            keys.append(f"{KEY_PREFIX}family:{family_id}")
+        # EXISTS with several keys counts those present: one round trip for both checks.
+        return bool(self._call(self._redis.exists, *keys))

@@ -108,10 +108,7 @@ def decode(token: str, expected_type: str) -> TokenClaims:
         token_type=claims["type"],
         family_id=family_id,
     )
-    store = app_state().token_store
-    if store.is_revoked(token_claims.jti):
-        raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
-    if family_id is not None and store.is_family_revoked(family_id):
+    if app_state().token_store.is_token_or_family_revoked(token_claims.jti, family_id):
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     return token_claims
 
