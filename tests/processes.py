@@ -51,6 +51,21 @@ def run_flask(environment: Mapping[str, str], *arguments: str, timeout: float = 
     )
 
 
+def migrated_sqlite_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The process environment plus a development app on a fresh SQLite file, migrated with
+    `flask db upgrade` as `make run` does; `settings` are extra variables (strings)."""
+    environment = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
+        "WEB_CONCURRENCY": "1",
+        **settings,
+    }
+    migrated = run_flask(environment, "db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    return environment
+
+
 @dataclass
 class RunningServer:
     process: subprocess.Popen

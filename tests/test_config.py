@@ -133,16 +133,22 @@ def _broken_production_environment() -> dict[str, str]:
     }
 
 
-def test_gunicorn_master_refuses_to_start_before_forking_workers():
-    gunicorn = REPO_ROOT / ".venv" / "bin" / "gunicorn"
-    executable = str(gunicorn) if gunicorn.exists() else "gunicorn"
-    result = subprocess.run(
-        [executable, "-c", "gunicorn.conf.py", "wsgi:app"],
+def _run_with_broken_production_environment(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command,
         cwd=REPO_ROOT,
         env=_broken_production_environment(),
         capture_output=True,
         text=True,
         timeout=30,
+    )
+
+
+def test_gunicorn_master_refuses_to_start_before_forking_workers():
+    gunicorn = REPO_ROOT / ".venv" / "bin" / "gunicorn"
+    executable = str(gunicorn) if gunicorn.exists() else "gunicorn"
+    result = _run_with_broken_production_environment(
+        executable, "-c", "gunicorn.conf.py", "wsgi:app"
     )
     assert result.returncode != 0
     assert "refusing to start" in result.stderr
@@ -152,14 +158,7 @@ def test_gunicorn_master_refuses_to_start_before_forking_workers():
 
 
 def test_wsgi_import_fails_with_the_readable_message():
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=REPO_ROOT,
-        env=_broken_production_environment(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _run_with_broken_production_environment(sys.executable, "-c", "import wsgi")
     assert result.returncode != 0
     assert "Invalid configuration (4 problem(s))" in result.stderr
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.processes import REPO_ROOT, gunicorn_server, run_flask
+from tests.processes import REPO_ROOT, gunicorn_server, migrated_sqlite_environment
 from tests.services import service_missing
 
 pytestmark = pytest.mark.slow
@@ -32,14 +31,7 @@ RENDER_DEADLINE_S = 30
 
 @pytest.fixture
 def docs_server(tmp_path: Path) -> Iterator[str]:
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'docs.db'}",
-        "WEB_CONCURRENCY": "1",
-    }
-    migrated = run_flask(environment, "db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
+    environment = migrated_sqlite_environment(tmp_path)
     with gunicorn_server(environment, tmp_path / "gunicorn.log", ready_path="/api/docs") as server:
         yield server.base_url
 

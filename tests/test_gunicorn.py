@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import requests
 
 from tests.conftest import STRONG_PASSWORD, unique_email
-from tests.processes import gunicorn_server, run_flask
+from tests.processes import gunicorn_server, migrated_sqlite_environment
 
 pytestmark = pytest.mark.slow
 
 
 def test_gunicorn_serves_register_login_and_me_on_sqlite(tmp_path):
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
-        "WEB_CONCURRENCY": "2",
-    }
-    migrated = run_flask(environment, "db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
+    environment = migrated_sqlite_environment(tmp_path, WEB_CONCURRENCY="2")
     with gunicorn_server(environment, tmp_path / "gunicorn.log") as server:
         email = unique_email()
         created = requests.post(

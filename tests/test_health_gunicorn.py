@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.processes import gunicorn_server, run_flask
+from tests.processes import gunicorn_server, migrated_sqlite_environment
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +23,7 @@ def wait_for_file(path, deadline_s: float = 10.0) -> None:
 
 
 def test_readiness_turns_503_on_sigterm_while_in_flight_requests_finish(tmp_path):
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'ready.db'}",
-        "WEB_CONCURRENCY": "1",
-        "LOG_FORMAT": "json",
-    }
-    assert run_flask(environment, "db", "upgrade").returncode == 0
+    environment = migrated_sqlite_environment(tmp_path, LOG_FORMAT="json")
     log_path = tmp_path / "gunicorn.log"
     with gunicorn_server(environment, log_path, app_module="tests.apps.faulty:app") as server:
         kept_alive = requests.Session()

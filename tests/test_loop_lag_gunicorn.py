@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import requests
 
 from tests.gunicorn_logs import json_records, wait_for_log
-from tests.processes import gunicorn_server, run_flask
+from tests.processes import gunicorn_server, migrated_sqlite_environment
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_request_holding_the_gil_makes_its_worker_warn(tmp_path):
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'lag.db'}",
-        "WEB_CONCURRENCY": "1",
-        "LOG_FORMAT": "json",
-        "LOOP_LAG_REPORT_S": "1",
-        "LOOP_LAG_THRESHOLD_MS": "50",
-    }
-    assert run_flask(environment, "db", "upgrade").returncode == 0
+    environment = migrated_sqlite_environment(
+        tmp_path, LOG_FORMAT="json", LOOP_LAG_REPORT_S="1", LOOP_LAG_THRESHOLD_MS="50"
+    )
     log_path = tmp_path / "gunicorn.log"
     with gunicorn_server(environment, log_path, app_module="tests.apps.faulty:app") as server:
         worker = requests.get(f"{server.base_url}/_test/pid", timeout=10).json()["pid"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from tests.processes import REPO_ROOT, gunicorn_server, run_flask
+from tests.processes import REPO_ROOT, gunicorn_server, migrated_sqlite_environment
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +26,7 @@ def test_the_readme_curl_session_registers_logs_in_and_reads_the_account(tmp_pat
     assert shutil.which("curl"), "curl is needed to run the README as a reader would"
     commands = readme_try_it_commands()
     assert commands.count("curl ") == 3 and README_ADDRESS in commands
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'readme.db'}",
-        "WEB_CONCURRENCY": "1",
-    }
-    migrated = run_flask(environment, "db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
+    environment = migrated_sqlite_environment(tmp_path)
     with gunicorn_server(environment, tmp_path / "gunicorn.log", ready_path="/api/docs") as server:
         address = server.base_url.removeprefix("http://")
         session = subprocess.run(

@@ -4,7 +4,6 @@ each leaves a log saying where, and the master keeps serving."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from tests.gunicorn_logs import wait_for_log, wait_for_text
-from tests.processes import gunicorn_server, run_flask
+from tests.processes import gunicorn_server, migrated_sqlite_environment
 
 pytestmark = pytest.mark.slow
 
@@ -21,17 +20,7 @@ FAULTY_APP = "tests.apps.faulty:app"
 
 @pytest.fixture
 def environment(tmp_path):
-    environment = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'faulty.db'}",
-        "WEB_CONCURRENCY": "1",
-        "LOG_FORMAT": "json",
-        "GUNICORN_TIMEOUT": "2",
-    }
-    migrated = run_flask(environment, "db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
-    return environment
+    return migrated_sqlite_environment(tmp_path, LOG_FORMAT="json", GUNICORN_TIMEOUT="2")
 
 
 def worker_pid(server) -> int:
