@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from redis import Redis
@@ -12,9 +10,9 @@ from rq import Queue
 from rq.job import Job
 
 from app.email.queue import QUEUE_NAME, RETRY_INTERVALS_S, run_worker
-from tests.conftest import REPO_ROOT, assert_error_envelope, register, unique_email
+from tests.conftest import assert_error_envelope, register, unique_email
 from tests.mail import token_in
-from tests.processes import free_port
+from tests.processes import free_port, run_flask
 
 
 def email_queue(redis_url: str) -> Queue:
@@ -71,14 +69,7 @@ def test_flask_worker_sends_the_queued_email_and_its_token_verifies(
         "EMAIL_BACKEND": "smtp",
         "SMTP_URL": smtp_server.url,
     }
-    worker = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi.py", "worker", "--burst"],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    worker = run_flask(environment, "worker", "--burst")
     assert worker.returncode == 0, worker.stdout + worker.stderr
     token = token_in(smtp_server.mailbox.wait_for(email))
     assert token not in worker.stdout + worker.stderr
@@ -164,12 +155,5 @@ def test_password_reset_through_the_queue(queued_app, mailbox):
 def test_flask_worker_without_redis_explains_itself():
     environment = {**os.environ, "APP_ENV": "test"}
     environment.pop("REDIS_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi.py", "worker", "--burst"],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_flask(environment, "worker", "--burst")
     assert result.returncode != 0 and "REDIS_URL is not set" in result.stderr
