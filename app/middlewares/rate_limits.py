@@ -37,6 +37,8 @@ LOGIN_FAILURES_SCOPE = "login-failures"
 STORAGE_KEY_PREFIX = "steadfast:limits"
 # Never limited: load balancers and Prometheus must always get through.
 EXEMPT_PATH_PREFIXES = ("/health", "/metrics")
+_EXEMPT_PATHS = frozenset(EXEMPT_PATH_PREFIXES)
+_EXEMPT_SUBPATH_PREFIXES = tuple(prefix + "/" for prefix in EXEMPT_PATH_PREFIXES)
 LIMITED_PATH_PREFIX = "/api/"
 # Bounded so a hung Redis stalls only the request that finds it out (about 2 s measured,
 # redis-py retrying once) and each back-off probe after it; others use memory meanwhile.
@@ -86,11 +88,28 @@ def _request_identifier() -> str:
 
 
 def _is_exempt() -> bool:
-    path = request.path
     if request.method == "OPTIONS":
         # CORS preflights are sent by browsers, cached, and do no work.
         return True
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in EXEMPT_PATH_PREFIXES)
+    path = request.path
+    return path in _EXEMPT_PATHS or path.startswith(_EXEMPT_SUBPATH_PREFIXES)
+
+
+class ExemptFirstLimiter(Limiter):
+    """flask-limiter that lets exempt requests (health, metrics, preflights) through first.
+
+    The stock before-request hook resolves the view's limits and the blueprint exemptions
+    before it consults the request filters: about 30 us of every `/health/live` (a third of
+    that probe's own middleware cost), spent to learn nothing. Limited requests take the
+    stock path unchanged.
+    """
+
+    def _check_request_limit(
+        self, callable_name: str | None = None, in_middleware: bool = True
+    ) -> None:
+        if _is_exempt():
+            return
+        super()._check_request_limit(callable_name, in_middleware)
 
 
 def _outside_api() -> bool:
@@ -153,7 +172,7 @@ def _limiter_for(app_settings: Settings) -> Limiter:
             "socket_timeout": STORAGE_TIMEOUT_S,
             "socket_connect_timeout": STORAGE_TIMEOUT_S,
         }
-    return Limiter(
+    return ExemptFirstLimiter(
         key_func=client_ip,
         # Limits are read per request, so one process can hold apps with different settings.
         application_limits=[lambda: settings().rate_limit_default],
