@@ -49,6 +49,29 @@ def test_routes_with_ids_share_one_series_and_unknown_paths_are_not_labelled_by_
     assert 'endpoint="<unmatched>",method="GET",status="404"' in text
 
 
+def test_invented_http_methods_share_one_series(client):
+    # Any token is a valid method: a client sending new ones must not grow the series set.
+    before = sample(
+        "steadfast_http_requests_total",
+        endpoint=metrics.UNMATCHED_ENDPOINT,
+        method="OTHER",
+        status="405",
+    )
+
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        client.open("/health/live", method=method)
+
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="BREW"' not in text and 'method="PROPFIND"' not in text
+    after = sample(
+        "steadfast_http_requests_total",
+        endpoint=metrics.UNMATCHED_ENDPOINT,
+        method="OTHER",
+        status="405",
+    )
+    assert after == before + 3
+
+
 def test_requests_refused_before_the_view_are_counted_too(client):
     labels = {"endpoint": "/api/v1/users", "method": "POST", "status": "415"}
     before = sample("steadfast_http_requests_total", **labels)

@@ -35,6 +35,9 @@ _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 _QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UNMATCHED_ENDPOINT = "<unmatched>"
+# Any token is a valid HTTP method; a client inventing new ones must not invent new series.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 HTTP_REQUESTS = Counter(
     "steadfast_http_requests_total",
@@ -141,18 +144,32 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# (endpoint, method, status) -> the two series of that request kind. prometheus_client's
+# labels() validates, locks and builds its key on every call; the set of kinds is small and
+# bounded (URL rules x methods x statuses), so each is looked up once per process.
+_request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _series_for(endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (endpoint, method, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = {"endpoint": endpoint, "method": method, "status": str(status)}
+        series = (HTTP_REQUESTS.labels(**labels), HTTP_REQUEST_DURATION.labels(**labels))
+        _request_series[key] = series
+    return series
+
+
 def _record_request(response: Response) -> Response:
     endpoint = _endpoint_label()
-    labels = {
-        "endpoint": endpoint,
-        "method": request.method,
-        "status": str(response.status_code),
-    }
-    HTTP_REQUESTS.labels(**labels).inc()
+    status = response.status_code
+    method = request.method if request.method in _KNOWN_METHODS else OTHER_METHOD
+    count, duration = _series_for(endpoint, method, status)
+    count.inc()
     started = g.get("metrics_started")
     if started is not None:
-        HTTP_REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
-    if response.status_code == 401:
+        duration.observe(time.perf_counter() - started)
+    if status == 401:
         record_auth_failure(endpoint)
     return response
 
