@@ -31,6 +31,8 @@ DOCS_CONTENT_SECURITY_POLICY = {
 }
 # Load balancers and Prometheus probe over plain HTTP inside the network: never redirect them.
 PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
+_PLAIN_HTTP_PATHS = frozenset(PLAIN_HTTP_PATH_PREFIXES)
+_PLAIN_HTTP_SUBPATH_PREFIXES = tuple(prefix + "/" for prefix in PLAIN_HTTP_PATH_PREFIXES)
 # Headers a browser client may read from a cross-origin response.
 CORS_EXPOSED_HEADERS = [
     "X-Request-ID",
@@ -56,9 +58,7 @@ def content_security_policy_for(path: str) -> dict[str, str]:
 
 
 def is_plain_http_allowed(path: str) -> bool:
-    return any(
-        path == prefix or path.startswith(prefix + "/") for prefix in PLAIN_HTTP_PATH_PREFIXES
-    )
+    return path in _PLAIN_HTTP_PATHS or path.startswith(_PLAIN_HTTP_SUBPATH_PREFIXES)
 
 
 class ProxyAwareTalisman(Talisman):
@@ -73,9 +73,20 @@ class ProxyAwareTalisman(Talisman):
     """
 
     def _get_local_options(self) -> dict[str, Any]:
-        options = dict(super()._get_local_options())
-        options["content_security_policy"] = content_security_policy_for(request.path)
+        # Asked for three times per request (nonce, headers, CSP); the answer depends only on
+        # the request, so it is worked out once and kept on it, as talisman keeps its nonce.
+        options = getattr(request, "_steadfast_talisman_options", None)
+        if options is None:
+            options = dict(super()._get_local_options())
+            options["content_security_policy"] = content_security_policy_for(request.path)
+            request._steadfast_talisman_options = options  # type: ignore[attr-defined]
         return options
+
+    def _make_nonce(self) -> None:
+        # Only the docs page runs scripts; the API's CSP (`default-src 'none'`) has no place
+        # for a nonce, so the other requests skip drawing one.
+        if self._get_local_options()["content_security_policy"] is DOCS_CONTENT_SECURITY_POLICY:
+            super()._make_nonce()
 
     def _force_https(self) -> Response | None:
         if not self.force_https or request.is_secure or is_plain_http_allowed(request.path):
