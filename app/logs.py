@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import g, has_request_context
 from loguru import logger
-from opentelemetry.trace import format_span_id, format_trace_id, get_current_span
 
 from app.config import Settings
 
@@ -85,17 +84,31 @@ def _patch_record(record: dict[str, Any]) -> None:
             value = getattr(g, key, None)
             if value is not None:
                 extra.setdefault(key, value)
-    # The span current where the line is written (request, database call or queued job); with
-    # tracing off this is one context-variable read that finds no span.
-    span_context = get_current_span().get_span_context()
-    if span_context.is_valid:
-        extra.setdefault("trace_id", format_trace_id(span_context.trace_id))
-        extra.setdefault("span_id", format_span_id(span_context.span_id))
+    span_ids = _current_span_ids()
+    if span_ids is not None:
+        extra.setdefault("trace_id", span_ids[0])
+        extra.setdefault("span_id", span_ids[1])
     record["message"] = redact_text(record["message"])
     for key, value in list(extra.items()):
         extra[key] = redact_value(key, value)
     if record["exception"] is not None:
         extra["_stack"] = redact_text(_format_exception(record))
+
+
+def _current_span_ids() -> tuple[str, str] | None:
+    """Trace and span id of the span current where the line is written (request, database
+    call or queued job), if any.
+
+    A span exists only once OpenTelemetry is loaded, which happens only when tracing is
+    configured: until then it is not imported here either (about 5 MiB per process).
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return trace.format_trace_id(span_context.trace_id), trace.format_span_id(span_context.span_id)
 
 
 def _format_exception(record: dict[str, Any]) -> str:
