@@ -23,19 +23,44 @@ def find_by_email(normalised_email: str) -> User | None:
     ).scalar_one_or_none()
 
 
+def find_by_email_outside_transaction(normalised_email: str) -> User | None:
+    """`find_by_email` for a request that reads one row and writes at most one statement.
+
+    Run in autocommit, the SELECT is the only round trip: no BEGIN before it and no ROLLBACK
+    at the end of the request (with psycopg 3 each is a round trip of its own). A single
+    statement needs no transaction to be consistent, and a later `commit()` of one change
+    (the rehash on login) writes one UPDATE, atomic by itself. Inside a transaction already
+    begun, the session's own is used.
+    """
+    if not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return find_by_email(normalised_email)
+
+
 def add(user: User) -> User:
-    """Insert and commit; DuplicateError when the unique email index refuses it."""
+    """Insert and commit; DuplicateError when the unique email index refuses it.
+
+    The committed row holds exactly what was just written (every default is computed in
+    Python), so the object stays loaded: reading it after the commit (the response, the
+    email job's id) would otherwise cost a pool checkout, BEGIN, SELECT and ROLLBACK.
+    """
     db.session.add(user)
-    commit()
+    commit(keep_loaded=True)
     return user
 
 
-def commit() -> None:
+def commit(keep_loaded: bool = False) -> None:
+    """Commit; `keep_loaded` keeps loaded objects valid (for rows nobody else can have changed)."""
+    session = db.session()
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = not keep_loaded
     try:
-        db.session.commit()
+        session.commit()
     except IntegrityError as error:
-        db.session.rollback()
+        session.rollback()
         raise DuplicateError(str(error.orig.__class__.__name__)) from error
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def rollback() -> None:
