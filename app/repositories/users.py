@@ -23,27 +23,40 @@ def find_by_email(normalised_email: str) -> User | None:
     ).scalar_one_or_none()
 
 
+def _next_statement_in_autocommit() -> None:
+    """Run the session's next statement in autocommit, unless other work is under way.
+
+    For work that is one statement (a login's SELECT, a registration's INSERT), a transaction
+    only adds round trips: with psycopg 3, BEGIN and the closing COMMIT or ROLLBACK are each
+    one of their own, and each costs the database server CPU too. One statement is atomic and
+    consistent by itself. A session already in a transaction, or holding changes not yet
+    written, keeps its transaction.
+    """
+    session = db.session()
+    if not (session.in_transaction() or session.new or session.dirty or session.deleted):
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def find_by_email_outside_transaction(normalised_email: str) -> User | None:
     """`find_by_email` for a request that reads one row and writes at most one statement.
 
-    Run in autocommit, the SELECT is the only round trip: no BEGIN before it and no ROLLBACK
-    at the end of the request (with psycopg 3 each is a round trip of its own). A single
-    statement needs no transaction to be consistent, and a later `commit()` of one change
-    (the rehash on login) writes one UPDATE, atomic by itself. Inside a transaction already
-    begun, the session's own is used.
+    Login: the SELECT is its only round trip (no BEGIN, no ROLLBACK at teardown); a rehash
+    that follows is one UPDATE, written and committed by itself.
     """
-    if not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    _next_statement_in_autocommit()
     return find_by_email(normalised_email)
 
 
 def add(user: User) -> User:
     """Insert and commit; DuplicateError when the unique email index refuses it.
 
-    The committed row holds exactly what was just written (every default is computed in
-    Python), so the object stays loaded: reading it after the commit (the response, the
-    email job's id) would otherwise cost a pool checkout, BEGIN, SELECT and ROLLBACK.
+    The INSERT runs in autocommit when it is the session's only work (no BEGIN, no COMMIT
+    round trip). The committed row holds exactly what was just written (every default is
+    computed in Python), so the object stays loaded: reading it after the commit (the
+    response, the email job's id) would otherwise cost a pool checkout, BEGIN, SELECT and
+    ROLLBACK.
     """
+    _next_statement_in_autocommit()
     db.session.add(user)
     commit(keep_loaded=True)
     return user
