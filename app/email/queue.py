@@ -33,7 +33,7 @@ def email_queue(connection: Redis) -> Queue:
 
 
 def _app_email_queue(connection: Redis) -> Queue:
-    """The app's queue, built once: rq caches the Redis server version on it and its client."""
+    """The app's queue, built once per app (rq keeps the Redis server version it asked on it)."""
     extras = app_state().extras
     queue = extras.get("email_queue")
     if queue is None or queue.connection is not connection:
@@ -54,20 +54,20 @@ def dispatch(job_name: str, **params: Any) -> None:
         try:
             # On our pipeline, rq's writes (queue registration, job hash, push) go in one
             # MULTI/EXEC: one round trip instead of two.
-            pipeline = redis.pipeline()
-            _app_email_queue(redis).enqueue(
-                JOB_FUNCTION,
-                job_name,
-                params,
-                retry=Retry(max=len(RETRY_INTERVALS_S), interval=list(RETRY_INTERVALS_S)),
-                job_timeout=JOB_TIMEOUT_S,
-                failure_ttl=FAILED_JOB_TTL_S,
-                description=f"email:{job_name}",
-                # The worker's span joins the trace of the request that queued the email.
-                meta={"trace": trace_carrier()},
-                pipeline=pipeline,
-            )
-            pipeline.execute()
+            with redis.pipeline() as pipeline:
+                _app_email_queue(redis).enqueue(
+                    JOB_FUNCTION,
+                    job_name,
+                    params,
+                    retry=Retry(max=len(RETRY_INTERVALS_S), interval=list(RETRY_INTERVALS_S)),
+                    job_timeout=JOB_TIMEOUT_S,
+                    failure_ttl=FAILED_JOB_TTL_S,
+                    description=f"email:{job_name}",
+                    # The worker's span joins the trace of the request that queued the email.
+                    meta={"trace": trace_carrier()},
+                    pipeline=pipeline,
+                )
+                pipeline.execute()
             return
         except RedisError as error:
             # Better a slower request than a lost email: send it from here instead.
