@@ -54,6 +54,32 @@ def test_with_redis_the_request_only_enqueues_the_email(queued_app, redis_url, m
     assert job.retry_intervals == list(RETRY_INTERVALS_S)
 
 
+def test_queueing_an_email_is_one_redis_round_trip(queued_app, redis_url, monkeypatch):
+    from redis.connection import AbstractConnection
+
+    from app.email.queue import dispatch
+
+    register(queued_app.test_client(), unique_email())  # rq has asked the server version once
+    sent = []
+    real_send = AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        AbstractConnection,
+        "send_packed_command",
+        lambda self, command, *args, **kwargs: (
+            sent.append(command) or real_send(self, command, *args, **kwargs)
+        ),
+    )
+    with queued_app.app_context():
+        dispatch("welcome", user_id="00000000-0000-4000-8000-000000000000")
+    # Queue registration, job hash and push: one MULTI/EXEC on one write.
+    assert len(sent) == 1
+    queue = email_queue(redis_url)
+    assert queue.count == 2
+    job = queue.jobs[-1]
+    assert job.args == ("welcome", {"user_id": "00000000-0000-4000-8000-000000000000"})
+    assert job.retries_left == len(RETRY_INTERVALS_S)
+
+
 @pytest.mark.slow
 def test_flask_worker_sends_the_queued_email_and_its_token_verifies(
     queued_app, redis_url, database_url, smtp_server

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import jwt
 import pytest
+from sqlalchemy import event
 
 from app.errors import ConflictError, ForbiddenError, UnauthorizedError, ValidationError
+from app.extensions import db
 from app.models import User
 from app.repositories import DuplicateError
 from app.repositories import users as users_repository
@@ -110,7 +115,59 @@ def test_login_rehashes_a_hash_with_old_parameters():
     )
     users_repository.commit()
     auth.login(email, STRONG_PASSWORD)
+    db.session.remove()  # read what the database holds, not the session's copy
     assert "m=19456,t=2,p=1" in users_repository.find_by_email(email).password_hash
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[tuple[str, bool]]]:
+    """Each SQL statement sent meanwhile, with whether its connection was in autocommit."""
+    sent: list[tuple[str, bool]] = []
+
+    def record(connection, cursor, statement, parameters, context, executemany) -> None:
+        in_autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        sent.append((statement.split()[0].upper(), in_autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_registration_is_one_insert_and_the_new_user_needs_no_reload(monkeypatch):
+    # Without Redis the welcome job would run inline, with statements of its own.
+    queued = []
+    monkeypatch.setattr(users.email_service, "queue_welcome", lambda user: queued.append(user.id))
+    db.session.remove()
+    with statements_sent() as sent:
+        user = users.register(unique_email(), STRONG_PASSWORD, "Ann")
+        # Everything the response and the welcome job read, without a SELECT.
+        assert (user.id, user.email, user.role, user.is_active) is not None
+        assert user.created_at.tzinfo is not None and user.name == "Ann"
+    # No look-up first, no BEGIN or COMMIT round trip: one autocommitted INSERT.
+    assert sent == [("INSERT", True)]
+    assert queued == [user.id]
+
+
+def test_login_reads_the_user_with_one_statement_outside_a_transaction():
+    email = unique_email()
+    users.register(email, STRONG_PASSWORD)
+    db.session.remove()
+    with statements_sent() as sent:
+        auth.login(email, STRONG_PASSWORD)
+    assert sent == [("SELECT", True)]
+
+
+def test_a_session_with_work_under_way_keeps_its_transaction_for_registration(monkeypatch):
+    monkeypatch.setattr(users.email_service, "queue_welcome", lambda user: None)
+    other = users.register(unique_email(), STRONG_PASSWORD)
+    other.name = "Changed"  # pending: the next write must commit both together
+    with statements_sent() as sent:
+        users.register(unique_email(), STRONG_PASSWORD)
+    assert sent and not any(in_autocommit for _, in_autocommit in sent)
+    db.session.remove()
+    assert users_repository.find_by_id(other.id).name == "Changed"
 
 
 def test_refresh_token_is_refused_where_an_access_token_is_expected():

@@ -19,7 +19,7 @@ DISABLED_MESSAGE = "This account is disabled."
 
 
 def login(email: str, password: str) -> TokenPair:
-    user = users_repository.find_by_email(normalise_email(email))
+    user = users_repository.find_by_email_outside_transaction(normalise_email(email))
     if user is None:
         passwords.burn_verification_time(password)
         raise UnauthorizedError(INVALID_CREDENTIALS_MESSAGE)

@@ -29,10 +29,8 @@ def normalise_email(email: str) -> str:
 def register(email: str, password: str, name: str | None = None) -> User:
     normalised_email = normalise_email(email)
     check_password_policy(password, normalised_email)
-    # A cheap look-up spares the hash for the common duplicate; the unique index below
-    # is what makes concurrent registrations safe.
-    if users_repository.find_by_email(normalised_email) is not None:
-        raise ConflictError(EMAIL_TAKEN_MESSAGE)
+    # No look-up first: the unique index decides (race-safe), and a SELECT before every
+    # INSERT would cost each registration a round trip to spare the rare duplicate a hash.
     user = User(
         email=normalised_email,
         password_hash=hash_password(password),
