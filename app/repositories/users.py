@@ -40,6 +40,17 @@ def _next_statement_in_autocommit() -> None:
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def read_outside_transaction() -> None:
+    """Run the rest of this session's reads in autocommit: for requests that only read.
+
+    Under PostgreSQL's READ COMMITTED (the default) every statement takes its own snapshot,
+    inside a transaction or not, so a read-only request sees exactly what it would have seen;
+    what it saves is the BEGIN and the ROLLBACK, two of the four round trips of
+    `GET /users/me`. Callers must not write afterwards: each statement would commit alone.
+    """
+    _next_statement_in_autocommit()
+
+
 def find_by_email_outside_transaction(normalised_email: str) -> User | None:
     """`find_by_email` for a request that reads one row and writes at most one statement.
 

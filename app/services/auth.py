@@ -69,8 +69,16 @@ def user_for_claims(claims: TokenClaims) -> User:
     return user
 
 
-def authenticate(access_token: str) -> User:
-    return user_for_claims(tokens.decode(access_token, tokens.ACCESS))
+def authenticate(access_token: str, *, read_only: bool = False) -> User:
+    """The user of a valid access token; `read_only` for a request that writes nothing.
+
+    A read-only request's database work then runs outside a transaction
+    (`users_repository.read_outside_transaction`): two PostgreSQL round trips fewer.
+    """
+    claims = tokens.decode(access_token, tokens.ACCESS)
+    if read_only:
+        users_repository.read_outside_transaction()
+    return user_for_claims(claims)
 
 
 def logout(access_token: str, refresh_token: str | None = None) -> None:
