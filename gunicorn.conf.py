@@ -10,6 +10,7 @@ from app.server import (
     MAX_REQUESTS,
     MAX_REQUESTS_JITTER,
     dispose_inherited_connections,
+    freeze_master_objects,
     heartbeat_dir,
     trusted_forwarder_ips,
 )
@@ -65,6 +66,10 @@ gunicorn_hooks.prepare_master()
 
 def on_starting(server):
     gunicorn_hooks.on_starting(server)
+
+
+def pre_fork(server, worker):
+    freeze_master_objects()
 
 
 def post_fork(server, worker):
