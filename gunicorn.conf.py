@@ -5,6 +5,7 @@ import sys
 
 from app.config import ConfigError, load_settings
 from app.logs import configure_logging
+from app.malloc import use_one_malloc_arena
 from app.server import (
     KEEPALIVE_S,
     MAX_REQUESTS,
@@ -14,6 +15,10 @@ from app.server import (
     heartbeat_dir,
     trusted_forwarder_ips,
 )
+
+# Before any thread exists, so the workers inherit it: one malloc arena per process lets an
+# idle worker return the argon2 buffer and freed request memory to the OS (app/malloc.py).
+use_one_malloc_arena()
 
 try:
     settings = load_settings()
