@@ -38,7 +38,15 @@ def test_hashes_with_old_parameters_need_rehash():
 def test_bundled_common_password_list_is_loaded():
     common = passwords.common_passwords()
     assert len(common) > 19000
-    assert {"password", "123456", "qwerty"} <= common
+    assert all(word in common for word in ("password", "123456", "qwerty"))
+
+
+def test_the_word_list_matches_whole_words_only():
+    words = passwords.WordList(["password", "dragon", "123456"])
+    assert len(words) == 3
+    assert "password" in words and "dragon" in words
+    for absent in ("passwor", "assword", "password1", "dragon\npassword", "", "\n", "\ud800", None):
+        assert absent not in words
 
 
 @pytest.mark.parametrize(

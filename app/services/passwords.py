@@ -6,7 +6,7 @@ import gzip
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from functools import cache
 from pathlib import Path
@@ -125,10 +125,34 @@ def burn_verification_time(password: str) -> None:
     verify_password(_dummy_hash(), password)
 
 
+class WordList:
+    """A read-only set of words kept as one bytes string, for membership tests.
+
+    The 20,000 common passwords take 0.2 MiB this way and 1.6 MiB as a frozenset of str
+    objects, in every worker. A lookup scans the bytes (~0.1 ms), once per password checked
+    against the policy, beside a ~20 ms argon2 hash.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        unique = sorted(set(words))
+        self._count = len(unique)
+        # Each word between newlines, so a search for "\nword\n" matches whole words only.
+        self._blob = ("\n" + "\n".join(unique) + "\n").encode()
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str) or "\n" in word:
+            return False
+        # surrogatepass: a lone surrogate (valid in JSON) cannot be listed, and must not raise.
+        return f"\n{word}\n".encode("utf-8", "surrogatepass") in self._blob
+
+    def __len__(self) -> int:
+        return self._count
+
+
 @cache
-def common_passwords() -> frozenset[str]:
+def common_passwords() -> WordList:
     with gzip.open(COMMON_PASSWORDS_FILE, "rt", encoding="utf-8") as lines:
-        return frozenset(line.strip().lower() for line in lines if line.strip())
+        return WordList(line.strip().lower() for line in lines if line.strip())
 
 
 def password_problems(password: str, email: str | None = None) -> list[str]:
