@@ -5,14 +5,20 @@ import sys
 
 from app.config import ConfigError, load_settings
 from app.logs import configure_logging
+from app.malloc import use_one_malloc_arena
 from app.server import (
     KEEPALIVE_S,
     MAX_REQUESTS,
     MAX_REQUESTS_JITTER,
     dispose_inherited_connections,
+    freeze_master_objects,
     heartbeat_dir,
     trusted_forwarder_ips,
 )
+
+# Before any thread exists, so the workers inherit it: one malloc arena per process lets an
+# idle worker return the argon2 buffer and freed request memory to the OS (app/malloc.py).
+use_one_malloc_arena()
 
 try:
     settings = load_settings()
@@ -65,6 +71,10 @@ gunicorn_hooks.prepare_master()
 
 def on_starting(server):
     gunicorn_hooks.on_starting(server)
+
+
+def pre_fork(server, worker):
+    freeze_master_objects()
 
 
 def post_fork(server, worker):

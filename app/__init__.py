@@ -12,12 +12,11 @@ from loguru import logger
 from redis import Redis
 
 from app.config import INSTANCE_DIR, Settings, load_settings
-from app.extensions import Api, db, migrate
+from app.extensions import Api, db
 from app.logs import configure_logging
 from app.state import AppState, attach_state
 from app.tracing import init_tracing
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Bounded waits everywhere: a slow dependency must cost a 503, never a hung worker.
 DATABASE_STATEMENT_TIMEOUT_MS = 5000
 DATABASE_CONNECT_TIMEOUT_S = 3
@@ -52,7 +51,6 @@ def create_app(
 
     db.init_app(app)
     _bound_database_waits(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     from app.monitoring import init_monitoring
 
     init_monitoring(app)

@@ -1,8 +1,10 @@
-"""Extensions, created once here and bound to an app in create_app (the Flask pattern)."""
+"""Extensions, created once here and bound to an app in create_app (the Flask pattern).
+
+Flask-Migrate is not among them: it is bound only when `flask db` runs (app/cli.py).
+"""
 
 from __future__ import annotations
 
-from flask_migrate import Migrate
 from flask_smorest import Api as SmorestApi
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -34,4 +36,3 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()

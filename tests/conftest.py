@@ -17,6 +17,7 @@ from loguru import logger
 from sqlalchemy import text
 
 from app import create_app
+from app.cli import init_migrations
 from app.extensions import db
 from app.logs import _json_line
 from tests.services import redis_url_or_skip, temporary_postgres_database
@@ -65,6 +66,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _migrated(database_url: str) -> str:
     app = create_app({"APP_ENV": "test", "DATABASE_URL": database_url})
+    init_migrations(app)
     with app.app_context():
         upgrade()
         db.engine.dispose()

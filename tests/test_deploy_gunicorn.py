@@ -242,3 +242,17 @@ def test_a_preloaded_app_never_shares_a_database_connection_across_the_fork(tmp_
         # Each worker opened its own session; none reuses the master's socket.
         assert master_session not in worker_sessions
         assert len(set(worker_sessions)) == len(worker_sessions)
+
+
+def test_the_master_freezes_its_objects_before_forking_so_workers_keep_them_shared():
+    # gunicorn.conf.py's pre_fork hook: frozen objects are never scanned (and so never
+    # written) by a worker's garbage collection, so their pages stay shared with the master.
+    import gc
+
+    from app.server import freeze_master_objects
+
+    try:
+        freeze_master_objects()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

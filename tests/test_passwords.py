@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError
 
+from app import malloc
 from app.errors import ValidationError
 from app.services import passwords
+from tests.processes import REPO_ROOT
 
 
 def test_hashes_are_argon2id_with_owasp_parameters():
@@ -33,7 +38,15 @@ def test_hashes_with_old_parameters_need_rehash():
 def test_bundled_common_password_list_is_loaded():
     common = passwords.common_passwords()
     assert len(common) > 19000
-    assert {"password", "123456", "qwerty"} <= common
+    assert all(word in common for word in ("password", "123456", "qwerty"))
+
+
+def test_the_word_list_matches_whole_words_only():
+    words = passwords.WordList(["password", "dragon", "123456"])
+    assert len(words) == 3
+    assert "password" in words and "dragon" in words
+    for absent in ("passwor", "assword", "password1", "dragon\npassword", "", "\n", "\ud800", None):
+        assert absent not in words
 
 
 @pytest.mark.parametrize(
@@ -76,3 +89,76 @@ def test_argon2_runs_on_one_thread_per_process_whichever_request_thread_asks(mon
         hashes = list(request_threads.map(passwords.hash_password, ["passphrase one"] * 4))
     assert len(set(hashes)) == 4
     assert len(hashing_threads) == 1 and next(iter(hashing_threads)).startswith("argon2")
+
+
+def test_an_idle_hashing_thread_releases_memory_once_then_hashes_again(monkeypatch):
+    import threading
+    import time
+
+    released = threading.Event()
+    releases = []
+
+    def recording_release() -> bool:
+        releases.append(time.monotonic())
+        released.set()
+        return True
+
+    monkeypatch.setattr(passwords, "IDLE_RELEASE_S", 0.05)
+    monkeypatch.setattr(passwords, "release_free_memory", recording_release)
+    first = passwords.hash_password("passphrase one")
+    assert released.wait(5)
+    # Once per pause, not a polling loop: the thread then sleeps until the next operation.
+    time.sleep(0.3)
+    assert len(releases) == 1
+    assert passwords.verify_password(first, "passphrase one")
+    assert not passwords.verify_password(first, "passphrase two")
+    time.sleep(0.3)
+    assert len(releases) == 2
+
+
+def test_a_failing_operation_reaches_the_caller_and_the_thread_keeps_serving(monkeypatch):
+    class BrokenHasher:
+        def hash(self, password: str) -> str:
+            raise RuntimeError("hasher failed")
+
+    real_hasher = passwords.HASHER
+    monkeypatch.setattr(passwords, "HASHER", BrokenHasher())
+    with pytest.raises(RuntimeError, match="hasher failed"):
+        passwords.hash_password("passphrase one")
+    monkeypatch.setattr(passwords, "HASHER", real_hasher)
+    assert passwords.verify_password(passwords.hash_password("passphrase one"), "passphrase one")
+
+
+@pytest.mark.skipif(not malloc._glibc(), reason="glibc's malloc_trim and mallopt only")
+def test_the_argon2_buffer_goes_back_to_the_os_when_the_hashing_thread_is_idle():
+    # In a fresh process set up as a gunicorn worker is (one malloc arena): the 19 MiB buffer
+    # stays through a burst of hashes, then is returned once the thread has been idle.
+    script = (
+        "import time\n"
+        "from app.malloc import use_one_malloc_arena\n"
+        "assert use_one_malloc_arena()\n"
+        "from app.services import passwords\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS'):\n"
+        "            return int(line.split()[1]) / 1024\n"
+        "hashed = [passwords.hash_password('passphrase one') for _ in range(3)]\n"
+        "busy = rss()\n"
+        "assert passwords.verify_password(hashed[0], 'passphrase one')\n"
+        "reused = rss()\n"
+        "time.sleep(passwords.IDLE_RELEASE_S + 1)\n"
+        "idle = rss()\n"
+        "assert passwords.verify_password(hashed[1], 'passphrase one')\n"
+        "print(busy, reused, idle)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    busy, reused, idle = (float(value) for value in result.stdout.split())
+    assert reused - busy < 2, "a burst must reuse the buffer, not allocate another"
+    assert busy - idle > 15, f"the buffer was not released: {busy:.1f} -> {idle:.1f} MiB"
