@@ -27,6 +27,8 @@ class Run:
     status_errors: int
     socket_errors: int
     unexpected_errors: int
+    # Workers gunicorn replaced (max_requests) during this run: each is a cold start inside it.
+    recycles: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,18 @@ def paired_ratio(
     """Median over rounds of numerator/denominator, each pair measured back to back.
 
     Pairing by round cancels most of the drift of a shared, noisy machine: both sides of a
-    ratio saw the same neighbours.
+    ratio saw the same neighbours. Rounds where a worker was recycled are skipped (see below).
     """
-    top = {run.round: getattr(run, field) for run in runs_of(runs, scenario, numerator)}
-    bottom = {run.round: getattr(run, field) for run in runs_of(runs, scenario, denominator)}
+    top = {run.round: run for run in runs_of(runs, scenario, numerator)}
+    bottom = {run.round: run for run in runs_of(runs, scenario, denominator)}
+    pairs = [(top[r], bottom[r]) for r in sorted(top.keys() & bottom.keys())]
+    # A round in which either side recycled a worker measured a cold start as much as the
+    # request path (the faster target recycles more often); left out while clean rounds remain.
+    clean = [(a, b) for a, b in pairs if not (a.recycles or b.recycles)]
     ratios = [
-        top[r] / bottom[r]
-        for r in sorted(top.keys() & bottom.keys())
-        if top[r] is not None and bottom[r]
+        getattr(a, field) / getattr(b, field)
+        for a, b in (clean or pairs)
+        if getattr(a, field) is not None and getattr(b, field)
     ]
     return median(ratios)
 

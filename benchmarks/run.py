@@ -356,6 +356,7 @@ def measure_scenario(
         )
     for round_number in range(1, args.rounds + 1):
         for target, loads in scenario.loads.items():
+            boots_before = servers_by_name[target].worker_boots()
             result = run_wrk(
                 servers_by_name[target].base_url,
                 loads,
@@ -365,6 +366,7 @@ def measure_scenario(
                 connections=connections,
                 threads=args.wrk_threads,
             )
+            recycles = servers_by_name[target].worker_boots() - boots_before
             expected_failures = scenario.expected_status[target] >= 400
             unexpected = result.socket_errors + (0 if expected_failures else result.status_errors)
             runs.append(
@@ -379,13 +381,19 @@ def measure_scenario(
                     status_errors=result.status_errors,
                     socket_errors=result.socket_errors,
                     unexpected_errors=unexpected,
+                    recycles=recycles,
                 )
             )
             print(
                 f"  {scenario.name:<9} round {round_number} {target:<10} "
                 f"{result.requests_per_s:>9.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
                 f"p99 {result.p99_ms:7.2f} ms"
-                + (f"  {unexpected} unexpected errors" if unexpected else ""),
+                + (f"  {unexpected} unexpected errors" if unexpected else "")
+                + (
+                    f"  ({recycles} worker(s) recycled: round left out of ratios)"
+                    if recycles
+                    else ""
+                ),
                 flush=True,
             )
         if scenario.hash_baseline:

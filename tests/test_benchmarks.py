@@ -24,7 +24,13 @@ from benchmarks.report import Run, TargetCheck
 from tests.conftest import REPO_ROOT, bearer
 
 
-def _run(round_number: int, target: str, requests_per_s: float, p99_ms: float = 10.0) -> Run:
+def _run(
+    round_number: int,
+    target: str,
+    requests_per_s: float,
+    p99_ms: float = 10.0,
+    recycles: int = 0,
+) -> Run:
     return Run(
         scenario="me",
         target=target,
@@ -36,6 +42,7 @@ def _run(round_number: int, target: str, requests_per_s: float, p99_ms: float = 
         status_errors=0,
         socket_errors=0,
         unexpected_errors=0,
+        recycles=recycles,
     )
 
 
@@ -51,6 +58,23 @@ def test_ratios_pair_each_round_with_the_baseline_measured_beside_it():
         _run(4, "steadfast", 70),  # no partner: not paired
     ]
     assert report.paired_ratio(runs, "me", "steadfast", "reference", "requests_per_s") == 0.8
+
+
+def test_rounds_where_a_worker_was_recycled_are_left_out_while_clean_rounds_remain():
+    runs = [
+        _run(1, "steadfast", 50),
+        _run(1, "reference", 100),
+        # The baseline restarted a worker mid-round: a cold start, not its request path.
+        _run(2, "steadfast", 50),
+        _run(2, "reference", 40, recycles=1),
+        _run(3, "steadfast", 60),
+        _run(3, "reference", 100),
+    ]
+    assert report.paired_ratio(runs, "me", "steadfast", "reference", "requests_per_s") == 0.55
+    only_recycled = [run for run in runs if run.round == 2]
+    assert report.paired_ratio(only_recycled, "me", "steadfast", "reference", "requests_per_s") == (
+        50 / 40
+    )
 
 
 def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_data():
