@@ -11,7 +11,7 @@ from app.server import (
     MAX_REQUESTS,
     MAX_REQUESTS_JITTER,
     dispose_inherited_connections,
-    freeze_master_objects,
+    freeze_live_objects,
     heartbeat_dir,
     trusted_forwarder_ips,
 )
@@ -74,7 +74,7 @@ def on_starting(server):
 
 
 def pre_fork(server, worker):
-    freeze_master_objects()
+    freeze_live_objects()
 
 
 def post_fork(server, worker):

@@ -249,10 +249,10 @@ def test_the_master_freezes_its_objects_before_forking_so_workers_keep_them_shar
     # written) by a worker's garbage collection, so their pages stay shared with the master.
     import gc
 
-    from app.server import freeze_master_objects
+    from app.server import freeze_live_objects
 
     try:
-        freeze_master_objects()
+        freeze_live_objects()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 
-from app.monitoring.gunicorn_hooks import freeze_startup_objects
+from app.server import freeze_live_objects
 
 
 def test_freezing_moves_the_live_objects_out_of_the_collected_generations():
     kept = [{"startup": index} for index in range(1000)]
     try:
-        freeze_startup_objects()
+        freeze_live_objects()
 
         assert gc.get_freeze_count() >= len(kept)
         # What a request allocates afterwards is still collected, cycles included.
