@@ -24,6 +24,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from app.config import Settings
+from app.middlewares.paths import PathPrefixes
 from app.middlewares.rate_limit_storage import SCHEME_PREFIX
 from app.state import settings
 
@@ -37,8 +38,7 @@ LOGIN_FAILURES_SCOPE = "login-failures"
 STORAGE_KEY_PREFIX = "steadfast:limits"
 # Never limited: load balancers and Prometheus must always get through.
 EXEMPT_PATH_PREFIXES = ("/health", "/metrics")
-_EXEMPT_PATHS = frozenset(EXEMPT_PATH_PREFIXES)
-_EXEMPT_SUBPATH_PREFIXES = tuple(prefix + "/" for prefix in EXEMPT_PATH_PREFIXES)
+_EXEMPT_PATHS = PathPrefixes(*EXEMPT_PATH_PREFIXES)
 LIMITED_PATH_PREFIX = "/api/"
 # Bounded so a hung Redis stalls only the request that finds it out (about 2 s measured,
 # redis-py retrying once) and each back-off probe after it; others use memory meanwhile.
@@ -91,17 +91,17 @@ def _is_exempt() -> bool:
     if request.method == "OPTIONS":
         # CORS preflights are sent by browsers, cached, and do no work.
         return True
-    path = request.path
-    return path in _EXEMPT_PATHS or path.startswith(_EXEMPT_SUBPATH_PREFIXES)
+    return _EXEMPT_PATHS.match(request.path)
 
 
 class ExemptFirstLimiter(Limiter):
     """flask-limiter that lets exempt requests (health, metrics, preflights) through first.
 
-    The stock before-request hook resolves the view's limits and the blueprint exemptions
-    before it consults the request filters: about 30 us of every `/health/live` (a third of
-    that probe's own middleware cost), spent to learn nothing. Limited requests take the
-    stock path unchanged.
+    The exemption is decided here rather than in a `request_filter`: the stock hook resolves
+    the view's limits and the blueprint exemptions before it consults its request filters,
+    about 30 us of every `/health/live` (a third of that probe's own middleware cost), spent
+    to learn nothing. This one check covers both of the Limiter's entry points (the
+    before-request hook and the route decorators); limited requests take the stock path.
     """
 
     def _check_request_limit(
@@ -203,7 +203,6 @@ def init_rate_limits(app: Flask, app_settings: Settings) -> None:
     # after_request functions in reverse order) and sees the headers the Limiter set.
     app.after_request(_finish_ratelimit_headers)
     app_limiter = _limiter_for(app_settings)
-    app_limiter.request_filter(_is_exempt)
     app_limiter.init_app(app)
     app.extensions[EXTENSION_KEY] = app_limiter
 

@@ -10,6 +10,7 @@ from flask_talisman import Talisman
 
 from app.config import Settings
 from app.errors.handlers import error_response
+from app.middlewares.paths import PathPrefixes
 
 ONE_YEAR_S = 365 * 24 * 3600
 # A JSON API renders nothing and is never framed: forbid every resource type.
@@ -31,8 +32,8 @@ DOCS_CONTENT_SECURITY_POLICY = {
 }
 # Load balancers and Prometheus probe over plain HTTP inside the network: never redirect them.
 PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
-_PLAIN_HTTP_PATHS = frozenset(PLAIN_HTTP_PATH_PREFIXES)
-_PLAIN_HTTP_SUBPATH_PREFIXES = tuple(prefix + "/" for prefix in PLAIN_HTTP_PATH_PREFIXES)
+_PLAIN_HTTP_PATHS = PathPrefixes(*PLAIN_HTTP_PATH_PREFIXES)
+_DOCS_PATHS = PathPrefixes(DOCS_PATH_PREFIX)
 # Headers a browser client may read from a cross-origin response.
 CORS_EXPOSED_HEADERS = [
     "X-Request-ID",
@@ -52,13 +53,13 @@ CORS_PREFLIGHT_MAX_AGE_S = 600
 
 def content_security_policy_for(path: str) -> dict[str, str]:
     """The CSP for a path: the Swagger UI one under /api/docs, `default-src 'none'` elsewhere."""
-    if path == DOCS_PATH_PREFIX or path.startswith(DOCS_PATH_PREFIX + "/"):
+    if _DOCS_PATHS.match(path):
         return DOCS_CONTENT_SECURITY_POLICY
     return API_CONTENT_SECURITY_POLICY
 
 
 def is_plain_http_allowed(path: str) -> bool:
-    return path in _PLAIN_HTTP_PATHS or path.startswith(_PLAIN_HTTP_SUBPATH_PREFIXES)
+    return _PLAIN_HTTP_PATHS.match(path)
 
 
 class ProxyAwareTalisman(Talisman):
