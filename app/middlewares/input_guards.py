@@ -25,21 +25,19 @@ def _has_body() -> bool:
     )
 
 
-def require_json_body() -> None:
-    if request.method in _BODY_METHODS and _has_body() and not request.is_json:
-        raise UnsupportedMediaTypeError()
-
-
-def require_decodable_json() -> None:
-    """400 for a JSON body Python's decoder chokes on in ways webargs does not catch.
+def refuse_unreadable_body() -> None:
+    """415 for a body that is not JSON; 400 for JSON Python's decoder chokes on in ways webargs
+    does not catch.
 
     webargs turns JSONDecodeError into a 400 but lets other failures through as 500s: a
     nesting deeper than the recursion limit (RecursionError) and an integer literal longer
     than 4300 digits (ValueError, CVE-2020-10735). The body is read here, within
     MAX_CONTENT_LENGTH (werkzeug raises 413 above it), and cached for the view.
     """
-    if request.method not in _BODY_METHODS or not _has_body() or not request.is_json:
+    if not _has_body():
         return
+    if not request.is_json:
+        raise UnsupportedMediaTypeError()
     data = request.get_data(cache=True)
     if not data:
         return
@@ -67,8 +65,7 @@ def refuse_repeated_query_parameters() -> None:
 def guard_input() -> None:
     """All the guards, in one hook: a body-less request costs two comparisons."""
     if request.method in _BODY_METHODS:
-        require_json_body()
-        require_decodable_json()
+        refuse_unreadable_body()
     refuse_repeated_query_parameters()
 
 
