@@ -26,8 +26,8 @@ def find_by_email(normalised_email: str) -> User | None:
     return db.session.execute(_SELECT_BY_EMAIL, {"email": normalised_email}).scalar_one_or_none()
 
 
-def _next_statement_in_autocommit() -> None:
-    """Run the session's next statement in autocommit, unless other work is under way.
+def _autocommit_unless_under_way() -> None:
+    """Run the session's statements in autocommit until it ends, unless work is under way.
 
     For work that is one statement (a login's SELECT, a registration's INSERT), a transaction
     only adds round trips: with psycopg 3, BEGIN and the closing COMMIT or ROLLBACK are each
@@ -48,7 +48,7 @@ def read_outside_transaction() -> None:
     what it saves is the BEGIN and the ROLLBACK, two of the four round trips of
     `GET /users/me`. Callers must not write afterwards: each statement would commit alone.
     """
-    _next_statement_in_autocommit()
+    _autocommit_unless_under_way()
 
 
 def find_by_email_outside_transaction(normalised_email: str) -> User | None:
@@ -57,7 +57,7 @@ def find_by_email_outside_transaction(normalised_email: str) -> User | None:
     Login: the SELECT is its only round trip (no BEGIN, no ROLLBACK at teardown); a rehash
     that follows is one UPDATE, written and committed by itself.
     """
-    _next_statement_in_autocommit()
+    _autocommit_unless_under_way()
     return find_by_email(normalised_email)
 
 
@@ -70,7 +70,7 @@ def add(user: User) -> User:
     response, the email job's id) would otherwise cost a pool checkout, BEGIN, SELECT and
     ROLLBACK.
     """
-    _next_statement_in_autocommit()
+    _autocommit_unless_under_way()
     db.session.add(user)
     commit(keep_loaded=True)
     return user
