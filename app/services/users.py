@@ -27,6 +27,18 @@ def normalise_email(email: str) -> str:
 
 
 def register(email: str, password: str, name: str | None = None) -> User:
+    user = _add_user(email, password, name)
+    email_service.queue_welcome(user)
+    return user
+
+
+def create_admin(email: str, password: str, name: str | None = None) -> User:
+    """An operator-made admin (`flask users create-admin`): verified, no welcome email."""
+    return _add_user(email, password, name, role="admin", email_verified=True)
+
+
+def _add_user(email: str, password: str, name: str | None, **fields: object) -> User:
+    """Insert a new account: policy checked, password hashed, 409 if the email is taken."""
     normalised_email = normalise_email(email)
     check_password_policy(password, normalised_email)
     # No look-up first: the unique index decides (race-safe), and a SELECT before every
@@ -35,25 +47,7 @@ def register(email: str, password: str, name: str | None = None) -> User:
         email=normalised_email,
         password_hash=hash_password(password),
         name=(name or "").strip() or None,
-    )
-    try:
-        users_repository.add(user)
-    except DuplicateError as error:
-        raise ConflictError(EMAIL_TAKEN_MESSAGE) from error
-    email_service.queue_welcome(user)
-    return user
-
-
-def create_admin(email: str, password: str, name: str | None = None) -> User:
-    """An operator-made admin (`flask users create-admin`): verified, no welcome email."""
-    normalised_email = normalise_email(email)
-    check_password_policy(password, normalised_email)
-    user = User(
-        email=normalised_email,
-        password_hash=hash_password(password),
-        name=(name or "").strip() or None,
-        role="admin",
-        email_verified=True,
+        **fields,
     )
     try:
         users_repository.add(user)
