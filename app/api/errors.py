@@ -1,9 +1,18 @@
-"""Documented error responses shared by the views (the body is always the error envelope)."""
+"""Documented error responses shared by the views (the body is always the error envelope).
+
+Each status is one response component of the OpenAPI document, referenced by every view that
+can answer it. A view used to carry its own copy: flask-smorest deep-copies a view's whole doc,
+schema instances included, at every decorator, so eight error statuses per view cost start-up
+time and memory that grew with the square of their number (docs/performance.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
+
+from apispec import APISpec
 
 from app.schemas.envelope import ErrorEnvelopeSchema
 
@@ -21,14 +30,33 @@ _DESCRIPTIONS = {
 }
 
 
+def error_response_name(status: int) -> str:
+    """The component's name: the status phrase in CamelCase (`TooManyRequests`)."""
+    return "".join(word.capitalize() for word in HTTPStatus(status).phrase.split())
+
+
+def register_error_responses(spec: APISpec) -> None:
+    """Add one response component per documented error status (only the used ones appear)."""
+    for status, description in _DESCRIPTIONS.items():
+        spec.components.response(
+            error_response_name(status),
+            {
+                "description": description,
+                "content": {"application/json": {"schema": ErrorEnvelopeSchema}},
+            },
+            lazy=True,
+        )
+
+
 def documents_errors(blueprint: Any, *statuses: int) -> Callable:
     """Declare the error statuses a view can return, for the OpenAPI document."""
+    unknown = set(statuses) - set(_DESCRIPTIONS)
+    if unknown:
+        raise ValueError(f"no documented error response for {sorted(unknown)}")
 
     def decorate(view: Callable) -> Callable:
         for status in statuses:
-            view = blueprint.alt_response(
-                status, schema=ErrorEnvelopeSchema, description=_DESCRIPTIONS[status]
-            )(view)
+            view = blueprint.alt_response(status, response=error_response_name(status))(view)
         return view
 
     return decorate
