@@ -8,16 +8,20 @@ request does the same work whether or not the email will really be sent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from loguru import logger
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 
 from app.state import app_state
 from app.tracing import continue_trace, trace_carrier
+
+# rq (~30 modules) is imported by the first email, not by every worker's start-up: a worker
+# that never sends an email never needs it.
+if TYPE_CHECKING:
+    from rq import Queue
 
 QUEUE_NAME = "emails"
 # Backoff between attempts, seconds: a mail relay that is down for minutes loses nothing.
@@ -29,6 +33,8 @@ JOB_FUNCTION = "app.email.queue.perform"
 
 
 def email_queue(connection: Redis) -> Queue:
+    from rq import Queue
+
     return Queue(QUEUE_NAME, connection=connection)
 
 
@@ -51,6 +57,8 @@ def dispatch(job_name: str, **params: Any) -> None:
     """Queue the email job, or run it now without Redis; never raises to the caller."""
     redis = app_state().redis
     if redis is not None:
+        from rq import Retry
+
         try:
             # On our pipeline, rq's writes (queue registration, job hash, push) go in one
             # MULTI/EXEC: one round trip instead of two.
@@ -92,6 +100,8 @@ def run_inline(job_name: str, params: dict[str, Any]) -> None:
 
 def perform(job_name: str, params: dict[str, Any]) -> None:
     """RQ entry point: run the job in a fresh app context; raise so RQ retries a failure."""
+    from rq import get_current_job
+
     job = get_current_job()
     carrier = job.meta.get("trace") if job is not None else None
     with current_app.app_context(), continue_trace(f"email {job_name}", carrier):
@@ -111,6 +121,8 @@ def perform(job_name: str, params: dict[str, Any]) -> None:
 
 def run_worker(redis_url: str, *, burst: bool = False, forking: bool = True) -> bool:
     """Work the email queue until stopped (or until it is empty, with `burst`)."""
+    from rq import SimpleWorker, Worker
+
     # The app's Redis client times out after 1 s; a worker blocks on the queue for longer.
     connection = Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
     worker_class = Worker if forking else SimpleWorker
