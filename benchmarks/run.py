@@ -591,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         database_url = stack.enter_context(servers.temporary_database(args.postgres_admin_url))
         environment = bench_environment(args, database_url, workdir)
         print(f"database {database_url.rpartition('/')[2]}, redis {args.redis_url}", flush=True)
+        servers.compile_bytecode()
         servers.migrate(environment)
         settings = gunicorn_settings(environment)
         print(f"gunicorn settings of every target: {settings}", flush=True)
