@@ -1,10 +1,13 @@
-"""Start-up objects are frozen out of the garbage collector in each gunicorn worker."""
+"""The garbage collector at start-up: paused while the app is built, then its objects frozen."""
 
 from __future__ import annotations
 
 import gc
 
+import pytest
+
 from app.server import freeze_live_objects
+from app.startup_gc import collector_paused
 
 
 def test_freezing_moves_the_live_objects_out_of_the_collected_generations():
@@ -22,3 +25,37 @@ def test_freezing_moves_the_live_objects_out_of_the_collected_generations():
         assert gc.collect() >= 1
     finally:
         gc.unfreeze()
+
+
+def test_the_collector_is_paused_inside_the_block_and_enabled_again_after_it():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        # Leaving the inner block does not end the outer pause.
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_failure_inside_the_pause_still_enables_the_collector():
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("start-up failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_the_caller_stays_disabled():
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_building_the_app_leaves_the_collector_enabled(tmp_path):
+    from app import create_app
+
+    create_app({"APP_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path}/app.db"})
+    assert gc.isenabled()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError
 
 from app import malloc
@@ -162,3 +162,12 @@ def test_the_argon2_buffer_goes_back_to_the_os_when_the_hashing_thread_is_idle()
     busy, reused, idle = (float(value) for value in result.stdout.split())
     assert reused - busy < 2, "a burst must reuse the buffer, not allocate another"
     assert busy - idle > 15, f"the buffer was not released: {busy:.1f} -> {idle:.1f} MiB"
+
+
+def test_the_dummy_hash_has_the_hashers_parameters_and_matches_no_password():
+    dummy = passwords._dummy_hash()
+    parameters = extract_parameters(dummy)
+    assert parameters == extract_parameters(passwords.hash_password("any long passphrase"))
+    assert not passwords.needs_rehash(dummy)
+    for attempt in ("", "password", "dummy password used to equalise login timing"):
+        assert passwords.verify_password(dummy, attempt) is False
