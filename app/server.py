@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from app.config import Settings
+from app.malloc import release_free_memory
 
 # Recycle a worker after this many requests (plus up to the jitter) so a slow leak cannot
 # grow forever; the jitter keeps the workers from all restarting at the same moment. Each
@@ -74,6 +75,11 @@ def freeze_live_objects() -> None:
     full collection walked them all, one every ~3,000 requests, 130-330 ms long, stalling
     every thread of the worker. Frozen objects are never scanned; request garbage is
     collected as before. Collecting first keeps garbage out of the frozen set.
+
+    Then the heap that start-up freed goes back to the OS (glibc's malloc_trim): in the master
+    it would otherwise be resident in every worker forked from it, and in a worker it is
+    memory no request reuses soon (0-2 MiB per worker, docs/performance.md, finding 21).
     """
     gc.collect()
     gc.freeze()
+    release_free_memory()
