@@ -41,6 +41,8 @@ BENCH_PASSWORD = hashing.SAMPLE_PASSWORD
 # After the loads, workers idle this long past the hashing thread's release delay before their
 # memory is read for the target (app/services/passwords.py).
 SETTLE_S = 1.0
+# Issue 8 asks for 80 MB per worker: decimal megabytes, 76.3 MiB (the figures are in MiB).
+WORKER_RSS_TARGET_MIB = 80e6 / 2**20
 # The variables of SPEC section 5 (and a few more): a developer's shell must not leak into
 # the benchmarked configuration.
 _STEADFAST_VARIABLES = (
@@ -508,10 +510,10 @@ def target_checks(
             0.90,
         ),
         TargetCheck(
-            "max worker RSS after the run",
+            "max worker RSS after the run (80 MB)",
             max(steadfast_rss) if steadfast_rss else None,
             "<=",
-            80,
+            round(WORKER_RSS_TARGET_MIB, 1),
             unit="MiB",
         ),
         TargetCheck("cold start (import to 1st response)", cold_total, "<=", 1.0, unit="s"),
