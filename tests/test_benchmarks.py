@@ -246,3 +246,29 @@ def test_wrk_registration_load_sends_a_new_email_with_every_request(tmp_path: Pa
     assert len(emails) >= result.requests
     assert len(set(emails)) == len(emails)
     assert all(email.startswith("bench-unique-") for email in emails)
+
+
+def test_hook_costs_time_every_hook_and_view_and_leave_the_rest_to_flask(tmp_path):
+    from app import create_app
+    from benchmarks import hook_costs
+
+    app = create_app({"APP_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path}/hooks.db"})
+    hooks_before = sum(len(functions) for functions in app.after_request_funcs.values())
+    spent_ns = hook_costs.instrument(app)
+
+    costs = hook_costs.measure(
+        app, spent_ns, "/health/live", hook_costs.CLIENT_HEADERS, requests=50, warmup=5
+    )
+
+    assert costs.status == "200 OK" and costs.requests == 50
+    names = [name for name, _ in costs.hooks]
+    assert "view monitoring.live" in names
+    # The access line's hook, by the name it is registered under.
+    assert "after _finish_request" in names
+    assert sum(name.startswith("after ") for name in names) == hooks_before
+    assert all(cost >= 0 for _, cost in costs.hooks)
+    # Each hook runs inside the request, so the hooks never add up to more than the whole.
+    assert 0 <= costs.rest_us < costs.total_us
+    report_text = hook_costs.format_costs(costs)
+    assert report_text.startswith("GET /health/live -> 200 OK")
+    assert "rest: Werkzeug" in report_text
