@@ -13,3 +13,8 @@ class PathPrefixes:
 
     def match(self, path: str) -> bool:
         return path in self._paths or path.startswith(self._below)
+
+
+# Load balancers and Prometheus probe these, often over plain HTTP inside the network: they are
+# never rate-limited (app/middlewares/rate_limits.py) nor redirected to HTTPS (security.py).
+PROBE_PATHS = PathPrefixes("/health", "/metrics")

@@ -24,7 +24,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from app.config import Settings
-from app.middlewares.paths import PathPrefixes
+from app.middlewares.paths import PROBE_PATHS
 from app.middlewares.rate_limit_storage import SCHEME_PREFIX
 from app.state import settings
 
@@ -36,9 +36,6 @@ ROUTE_LIMITS_ATTRIBUTE = "steadfast_rate_limits"
 AUTH_SCOPE = "auth"
 LOGIN_FAILURES_SCOPE = "login-failures"
 STORAGE_KEY_PREFIX = "steadfast:limits"
-# Never limited: load balancers and Prometheus must always get through.
-EXEMPT_PATH_PREFIXES = ("/health", "/metrics")
-_EXEMPT_PATHS = PathPrefixes(*EXEMPT_PATH_PREFIXES)
 LIMITED_PATH_PREFIX = "/api/"
 # Bounded so a hung Redis stalls only the request that finds it out (about 2 s measured,
 # redis-py retrying once) and each back-off probe after it; others use memory meanwhile.
@@ -91,7 +88,8 @@ def _is_exempt() -> bool:
     if request.method == "OPTIONS":
         # CORS preflights are sent by browsers, cached, and do no work.
         return True
-    return _EXEMPT_PATHS.match(request.path)
+    # Load balancers and Prometheus must always get through.
+    return PROBE_PATHS.match(request.path)
 
 
 class ExemptFirstLimiter(Limiter):

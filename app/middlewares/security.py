@@ -10,7 +10,7 @@ from flask_talisman import Talisman
 
 from app.config import Settings
 from app.errors.handlers import error_response
-from app.middlewares.paths import PathPrefixes
+from app.middlewares.paths import PROBE_PATHS, PathPrefixes
 
 ONE_YEAR_S = 365 * 24 * 3600
 # A JSON API renders nothing and is never framed: forbid every resource type.
@@ -30,9 +30,6 @@ DOCS_CONTENT_SECURITY_POLICY = {
     "form-action": "'none'",
     "frame-ancestors": "'none'",
 }
-# Load balancers and Prometheus probe over plain HTTP inside the network: never redirect them.
-PLAIN_HTTP_PATH_PREFIXES = ("/health", "/metrics")
-_PLAIN_HTTP_PATHS = PathPrefixes(*PLAIN_HTTP_PATH_PREFIXES)
 _DOCS_PATHS = PathPrefixes(DOCS_PATH_PREFIX)
 # Headers a browser client may read from a cross-origin response.
 CORS_EXPOSED_HEADERS = [
@@ -59,7 +56,8 @@ def content_security_policy_for(path: str) -> dict[str, str]:
 
 
 def is_plain_http_allowed(path: str) -> bool:
-    return _PLAIN_HTTP_PATHS.match(path)
+    # Load balancers and Prometheus probe over plain HTTP inside the network.
+    return PROBE_PATHS.match(path)
 
 
 class ProxyAwareTalisman(Talisman):
