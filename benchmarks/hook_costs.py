@@ -32,16 +32,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.test import EnvironBuilder
 
-from benchmarks import servers
+from benchmarks import run, servers
 
 DEFAULT_PATHS = ("/health/live", "/api/v1/users/me")
 SEED_PASSWORD = "hook costs: a long enough passphrase"
-# What nginx adds and a browser client sends, as in the benchmark's loads.
-CLIENT_HEADERS = {
-    "X-Forwarded-Proto": "https",
-    "X-Forwarded-For": "10.0.0.7",
-    "Origin": "https://app.example",
-}
+# What nginx adds and a browser client sends: the benchmark's loads' own headers.
+CLIENT_HEADERS = dict(run.CLIENT_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -157,8 +153,6 @@ def seed_access_token(app: Flask) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from benchmarks.run import parse_args as bench_args
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--path", action="append", help="repeatable; default: " + ", ".join(DEFAULT_PATHS)
@@ -166,21 +160,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000)
     args, rest = parser.parse_known_args(argv)
     # The benchmark's own options for what the app connects to (--redis-url, ...).
-    args.bench = bench_args(rest)
+    args.bench = run.parse_args(rest)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     from app import create_app
     from app.server import freeze_live_objects
-    from benchmarks.run import bench_environment
 
     args = parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="steadfast-hooks-") as workdir,
         servers.temporary_database(args.bench.postgres_admin_url) as database_url,
     ):
-        environment = bench_environment(args.bench, database_url, Path(workdir))
+        environment = run.bench_environment(args.bench, database_url, Path(workdir))
         servers.compile_bytecode()
         servers.migrate(environment)
         log_path = Path(workdir) / "steadfast.log"

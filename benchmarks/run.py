@@ -74,7 +74,7 @@ _STEADFAST_VARIABLES = (
 )
 # What a browser client behind nginx sends: the proxy's X-Forwarded-* (trusted: one hop, as
 # in production), an allowed Origin so CORS does its full work.
-_CLIENT_HEADERS = (
+CLIENT_HEADERS = (
     ("Accept", "application/json"),
     ("Origin", ORIGIN),
     ("X-Forwarded-Proto", "https"),
@@ -219,7 +219,7 @@ def seed_user(base_url: str) -> tuple[str, str]:
     """A user registered and logged in through the API: (email, access token)."""
     email = f"bench-seed-{uuid.uuid4().hex[:12]}@example.com"
     body = json.dumps({"email": email, "password": BENCH_PASSWORD, "name": "Bench Seed"})
-    headers = _CLIENT_HEADERS + _JSON_BODY
+    headers = CLIENT_HEADERS + _JSON_BODY
     created = _send(base_url, Request("POST", "/api/v1/users", headers, body))
     if created.status_code != 201:
         raise RuntimeError(f"registering the seed user: {created.status_code} {created.text}")
@@ -233,7 +233,7 @@ def seed_user(base_url: str) -> tuple[str, str]:
 def build_scenarios(
     context: Context, steadfast_url: str, email: str, access_token: str
 ) -> list[Scenario]:
-    live_status = _send(steadfast_url, Request("GET", HEALTH_LIVE, _CLIENT_HEADERS)).status_code
+    live_status = _send(steadfast_url, Request("GET", HEALTH_LIVE, CLIENT_HEADERS)).status_code
     if live_status == 404:
         context.notes.append(
             f"GET {HEALTH_LIVE} does not exist yet (404): the 'live' scenario measures "
@@ -243,19 +243,19 @@ def build_scenarios(
     elif live_status != 200:
         raise RuntimeError(f"GET {HEALTH_LIVE} answered {live_status}")
 
-    authorised = _CLIENT_HEADERS + (("Authorization", f"Bearer {access_token}"),)
-    live = Request("GET", HEALTH_LIVE, _CLIENT_HEADERS)
+    authorised = CLIENT_HEADERS + (("Authorization", f"Bearer {access_token}"),)
+    live = Request("GET", HEALTH_LIVE, CLIENT_HEADERS)
     me = Request("GET", "/api/v1/users/me", authorised)
     login = Request(
         "POST",
         "/api/v1/auth/login",
-        _CLIENT_HEADERS + _JSON_BODY,
+        CLIENT_HEADERS + _JSON_BODY,
         json.dumps({"email": email, "password": BENCH_PASSWORD}),
     )
     register = Request(
         "POST",
         "/api/v1/users",
-        _CLIENT_HEADERS + _JSON_BODY,
+        CLIENT_HEADERS + _JSON_BODY,
         '{"email": "' + UNIQUE_EMAIL_PLACEHOLDER + '", "password": "' + BENCH_PASSWORD + '"}',
     )
     mix = [
@@ -268,7 +268,7 @@ def build_scenarios(
         Scenario(
             "live",
             f"GET {HEALTH_LIVE} vs bare Flask hello-world",
-            {"steadfast": [live], "hello": [Request("GET", "/", _CLIENT_HEADERS)]},
+            {"steadfast": [live], "hello": [Request("GET", "/", CLIENT_HEADERS)]},
             {"steadfast": live_status, "hello": 200},
         ),
         Scenario(
