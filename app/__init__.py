@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from app.lean_imports import skip_unused_optional_imports
 from app.startup_gc import collector_paused
+
+skip_unused_optional_imports()
 
 # Imports build long-lived objects only; the collector would scan them ~300 times for nothing.
 with collector_paused():

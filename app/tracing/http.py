@@ -6,7 +6,8 @@ from flask import Flask, Response
 from opentelemetry import trace
 from opentelemetry.trace import format_trace_id
 
-TRACE_ID_HEADER = "X-Trace-ID"
+from app.tracing import TRACE_ID_HEADER
+
 # Probes and scrapes every few seconds would bury the real traffic (regexes, searched in the
 # full URL; their database and Redis calls are dropped with them, see NoOrphanClientSpans).
 EXCLUDED_URLS = r"^[a-z]+://[^/]+/(health|metrics)(/|\?|$)"

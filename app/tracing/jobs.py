@@ -1,7 +1,8 @@
 """Trace context across the job queue: captured where a job is enqueued, continued in the worker.
 
 Enqueue with `meta={"trace": trace_carrier()}` (or pass it in the job's kwargs); in the job,
-wrap the work in `with continue_trace("email welcome", job.meta.get("trace")):`.
+wrap the work in `with continue_trace("email welcome", job.meta.get("trace")):`, both from
+`app.tracing`, which imports this module once needed: with tracing off, no OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from app.tracing.provider import tracer_provider
 FLUSH_TIMEOUT_MS = 5000
 
 
-def trace_carrier() -> dict[str, str]:
-    """The current trace context as W3C headers (`traceparent`, `tracestate`); {} when off."""
+def current_trace_carrier() -> dict[str, str]:
+    """The current trace context as W3C headers (`traceparent`, `tracestate`)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
 
 
 @contextmanager
-def continue_trace(
+def continue_enqueuers_trace(
     span_name: str, carrier: Mapping[str, str] | None, attributes: Attributes = None
 ) -> Iterator[Span]:
     """Run the job under a span that joins the enqueuing request's trace."""
