@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.temporary_database(args.bench.postgres_admin_url) as database_url,
     ):
         environment = run.bench_environment(args.bench, database_url, Path(workdir))
-        servers.compile_bytecode()
+        servers.compile_bytecode(optimize=sys.flags.optimize)
         servers.migrate(environment)
         log_path = Path(workdir) / "steadfast.log"
         with log_path.open("w") as log, redirect_stdout(log):

@@ -172,6 +172,7 @@ def bench_environment(args: argparse.Namespace, database_url: str, workdir: Path
             "GUNICORN_THREADS": str(args.threads),
             "PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
             "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONOPTIMIZE": str(servers.PRODUCTION_OPTIMIZE_LEVEL),
         }
     )
     return environment

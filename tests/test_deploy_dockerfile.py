@@ -168,3 +168,17 @@ def test_every_path_the_dockerfile_copies_exists(stages):
             *sources, _destination = [part for part in value.split() if not part.startswith("--")]
             for source in sources:
                 assert (REPO_ROOT / source).exists(), source
+
+
+def test_the_image_runs_optimised_with_bytecode_compiled_at_that_level(stages):
+    final = stages[-1]
+    assert "PYTHONOPTIMIZE=2" in " ".join(final.all("ENV")).split()
+    # Without bytecode at level 2, every process would compile the virtualenv at start:
+    # PYTHONDONTWRITEBYTECODE and a read-only tree mean nothing is cached at run time.
+    compiles = [command for command in final.all("RUN") if "compileall" in command]
+    assert any(
+        "-OO" in command.split()
+        and "/app" in command.split()
+        and "/opt/venv/lib" in command.split()
+        for command in compiles
+    ), compiles
