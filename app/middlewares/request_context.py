@@ -29,7 +29,31 @@ def _finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id") or incoming_request_id(None)
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-    method, path, status = request.method, request.path, response.status_code
+    log_access(
+        request.method,
+        request.path,
+        response.status_code,
+        duration_ms,
+        request.remote_addr,
+        request.headers.get("User-Agent", ""),
+    )
+    return response
+
+
+def log_access(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float | None,
+    ip: str | None,
+    user_agent: str,
+    **context: str,
+) -> None:
+    """The one access line of a request (SPEC section 4).
+
+    Within a Flask request the log patcher adds request_id and user_id; a request answered
+    outside Flask (app/monitoring/live_probe.py) passes its request_id in `context`.
+    """
     # Keyword arguments land in the record's extra fields, as bind() would put them, without
     # building a bound logger for every request.
     logger.info(
@@ -42,10 +66,10 @@ def _finish_request(response: Response) -> Response:
         path=path,
         status=status,
         duration_ms=duration_ms,
-        ip=request.remote_addr,
-        user_agent=request.headers.get("User-Agent", "")[:200],
+        ip=ip,
+        user_agent=user_agent[:200],
+        **context,
     )
-    return response
 
 
 def init_request_context(app: Flask) -> None:

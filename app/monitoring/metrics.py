@@ -161,17 +161,22 @@ def _series_for(endpoint: str, method: str, status: int) -> tuple[Counter, Histo
 
 
 def _record_request(response: Response) -> Response:
-    endpoint = _endpoint_label()
-    status = response.status_code
-    method = request.method if request.method in _KNOWN_METHODS else OTHER_METHOD
+    started = g.get("metrics_started")
+    duration_s = None if started is None else time.perf_counter() - started
+    record_request(_endpoint_label(), request.method, response.status_code, duration_s)
+    return response
+
+
+def record_request(endpoint: str, method: str, status: int, duration_s: float | None) -> None:
+    """Count one request of `endpoint` (its URL rule) and observe its duration, if known."""
+    if method not in _KNOWN_METHODS:
+        method = OTHER_METHOD
     count, duration = _series_for(endpoint, method, status)
     count.inc()
-    started = g.get("metrics_started")
-    if started is not None:
-        duration.observe(time.perf_counter() - started)
+    if duration_s is not None:
+        duration.observe(duration_s)
     if status == 401:
         record_auth_failure(endpoint)
-    return response
 
 
 def connect_rate_limit_rejections() -> None:
