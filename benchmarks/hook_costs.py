@@ -112,7 +112,10 @@ def measure(
             for _ in body:
                 pass
         finally:
-            body.close()
+            # As a WSGI server does: an iterable may have no close (a list, say).
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
     for _ in range(warmup):
         one_request()
@@ -133,6 +136,10 @@ def format_costs(costs: HookCosts) -> str:
     for name, cost in costs.hooks:
         lines.append(f"  {cost:7.1f} us  {100 * cost / costs.total_us:4.1f} %  {name}")
     rest = costs.rest_us
+    if not costs.hooks:
+        # A plain /health/live never reaches Flask (app/monitoring/live_probe.py).
+        lines.append(f"  {rest:7.1f} us  100.0 %  answered ahead of Flask: no hook ran")
+        return "\n".join(lines)
     lines.append(
         f"  {rest:7.1f} us  {100 * rest / costs.total_us:4.1f} %  "
         "rest: Werkzeug, ProxyFix, Flask dispatch and contexts, the timers"

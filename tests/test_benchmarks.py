@@ -257,12 +257,12 @@ def test_hook_costs_time_every_hook_and_view_and_leave_the_rest_to_flask(tmp_pat
     spent_ns = hook_costs.instrument(app)
 
     costs = hook_costs.measure(
-        app, spent_ns, "/health/live", hook_costs.CLIENT_HEADERS, requests=50, warmup=5
+        app, spent_ns, "/health/ready", hook_costs.CLIENT_HEADERS, requests=50, warmup=5
     )
 
     assert costs.status == "200 OK" and costs.requests == 50
     names = [name for name, _ in costs.hooks]
-    assert "view monitoring.live" in names
+    assert "view monitoring.ready" in names
     # The access line's hook, by the name it is registered under.
     assert "after _finish_request" in names
     assert sum(name.startswith("after ") for name in names) == hooks_before
@@ -270,5 +270,20 @@ def test_hook_costs_time_every_hook_and_view_and_leave_the_rest_to_flask(tmp_pat
     # Each hook runs inside the request, so the hooks never add up to more than the whole.
     assert 0 <= costs.rest_us < costs.total_us
     report_text = hook_costs.format_costs(costs)
-    assert report_text.startswith("GET /health/live -> 200 OK")
+    assert report_text.startswith("GET /health/ready -> 200 OK")
     assert "rest: Werkzeug" in report_text
+
+
+def test_hook_costs_say_when_a_request_never_reached_flask(tmp_path):
+    from app import create_app
+    from benchmarks import hook_costs
+
+    app = create_app({"APP_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path}/hooks.db"})
+    spent_ns = hook_costs.instrument(app)
+
+    costs = hook_costs.measure(
+        app, spent_ns, "/health/live", hook_costs.CLIENT_HEADERS, requests=20, warmup=2
+    )
+
+    assert costs.status == "200 OK" and costs.hooks == []
+    assert "answered ahead of Flask" in hook_costs.format_costs(costs)

@@ -45,6 +45,8 @@ CORS_EXPOSED_HEADERS = [
     "X-RateLimit-Reset",
 ]
 CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
+# The paths CORS answers on (a regex flask-cors matches from the start of the path).
+CORS_RESOURCES = r"/api/*"
 CORS_PREFLIGHT_MAX_AGE_S = 600
 
 
@@ -132,7 +134,7 @@ def init_cors(app: Flask, settings: Settings) -> None:
         return
     CORS(
         app,
-        resources={r"/api/*": {"origins": list(settings.cors_origins)}},
+        resources={CORS_RESOURCES: {"origins": list(settings.cors_origins)}},
         supports_credentials=True,
         allow_headers=CORS_ALLOWED_HEADERS,
         expose_headers=CORS_EXPOSED_HEADERS,

@@ -15,6 +15,7 @@ def init_monitoring(app: Flask) -> None:
     from app.extensions import db
     from app.monitoring import crashes, loop_lag, metrics, process
     from app.monitoring.endpoints import blp
+    from app.monitoring.live_probe import init_live_probe
     from app.monitoring.slow_queries import instrument_engine
     from app.state import EXTENSION_KEY
 
@@ -22,6 +23,8 @@ def init_monitoring(app: Flask) -> None:
     metrics.init_request_metrics(app)
     metrics.connect_rate_limit_rejections()
     app.register_blueprint(blp)
+    # Called before create_app wraps the app in ProxyFix, so that it runs inside it.
+    init_live_probe(app, config)
     with app.app_context():
         for engine in db.engines.values():
             instrument_engine(engine, config.slow_query_ms)
