@@ -100,7 +100,8 @@ def _engine_options(database_url: str) -> dict[str, Any]:
         # Writers wait for the file lock instead of failing at once.
         return {"connect_args": {"timeout": 15}}
     return {
-        "pool_pre_ping": True,
+        # Replaced by app/repositories/pool_checks.py: a ping only when one can tell anything.
+        "pool_pre_ping": False,
         "pool_recycle": 1800,
         "pool_timeout": 5,
         "pool_size": 5,
@@ -118,9 +119,12 @@ def _engine_options(database_url: str) -> dict[str, Any]:
 
 def _bound_database_waits(app: Flask) -> None:
     from app.repositories.connections import bound_database_waits, release_sessions_quietly
+    from app.repositories.pool_checks import check_connections_on_checkout
 
     with app.app_context():
         bound_database_waits(db.engine, DATABASE_WAIT_TIMEOUT_S)
+        if db.engine.dialect.name == "postgresql":
+            check_connections_on_checkout(db.engine)
     release_sessions_quietly(app, db.session)
 
 
