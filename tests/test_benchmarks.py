@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,64 @@ def test_hook_costs_say_when_a_request_never_reached_flask(tmp_path):
 
     assert costs.status == "200 OK" and costs.hooks == []
     assert "answered ahead of Flask" in hook_costs.format_costs(costs)
+
+
+def test_cpu_split_divides_each_party_s_cpu_by_the_requests_served():
+    from benchmarks.cpu_split import Snapshot, split
+
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    before = Snapshot(
+        machine=1000,
+        workers={11: {"11": 5, "12": 50}},
+        redis={7: 10},
+        postgres={20: 3},
+    )
+    # 2 s of machine CPU over 100 requests; a postgres backend born during the load counts.
+    after = Snapshot(
+        machine=1000 + 2 * ticks_per_s,
+        workers={11: {"11": 5 + ticks_per_s // 10, "12": 50 + ticks_per_s}},
+        redis={7: 10 + ticks_per_s // 10},
+        postgres={20: 3, 21: ticks_per_s // 10},
+    )
+
+    cpu = split(before, after, requests=100)
+
+    assert cpu.total_ms == 20.0
+    assert cpu.workers_ms == 11.0 and cpu.busiest_threads_ms == 10.0
+    assert cpu.redis_ms == 1.0 and cpu.postgres_ms == 1.0
+    assert cpu.rest_ms == pytest.approx(7.0)
+    assert not cpu.workers_recycled
+    recycled = Snapshot(after.machine, {13: {"13": 1}}, after.redis, after.postgres)
+    assert split(before, recycled, requests=100).workers_recycled
+
+
+def test_cpu_split_reads_the_cpu_of_each_thread_of_a_worker_from_proc():
+    from benchmarks.cpu_split import machine_busy_ticks, snapshot
+
+    spun = threading.Event()
+    release = threading.Event()
+
+    def spin_then_wait(seconds: float) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < seconds:
+            pass
+        spun.set()
+        release.wait(10)
+
+    before = snapshot([os.getpid()])
+    spinner = threading.Thread(target=spin_then_wait, args=(0.3,))
+    spinner.start()
+    try:
+        assert spun.wait(10)
+        after = snapshot([os.getpid()])
+    finally:
+        release.set()
+        spinner.join()
+
+    threads_before, threads_after = before.workers[os.getpid()], after.workers[os.getpid()]
+    grown = [ticks - threads_before.get(tid, 0) for tid, ticks in threads_after.items()]
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    # The spinning thread is the busiest, with its 0.3 s (ticks are 1/100 s: some slack).
+    assert max(grown) >= 0.25 * ticks_per_s
+    assert after.machine - before.machine >= 0.25 * ticks_per_s
+    assert machine_busy_ticks() >= after.machine
