@@ -28,11 +28,14 @@ def _read_password() -> str:
     return password
 
 
-@users_cli.command("create-admin")
+# Help texts are given to click, not left in docstrings: the image runs with -OO, which drops
+# docstrings, and `flask --help` must still say what each command does.
+@users_cli.command(
+    "create-admin", help="Create an admin; the password is prompted for, or read from stdin."
+)
 @click.option("--email", required=True, help="The admin's email address.")
 @click.option("--name", default=None, help="The admin's display name.")
 def create_admin(email: str, name: str | None) -> None:
-    """Create an admin; the password is prompted for, or read from standard input."""
     from app.services import users as users_service
 
     password = _read_password()
@@ -44,10 +47,12 @@ def create_admin(email: str, name: str | None) -> None:
     click.echo(f"admin created: {user.email} ({user.id})")
 
 
-@click.command("worker")
+@click.command(
+    "worker",
+    help="Send the queued emails (RQ worker on REDIS_URL), retrying failures with backoff.",
+)
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
 def worker(burst: bool) -> None:
-    """Send the queued emails (RQ worker on REDIS_URL), retrying failures with backoff."""
     from app.email.queue import run_worker
 
     redis_url = settings().redis_url

@@ -71,6 +71,10 @@ def test_an_optimised_process_migrates_and_serves_the_api_unchanged(
     _run([sys.executable, "-c", _FAILS_IF_ASSERTS_RUN], environment)
 
     _run([str(FLASK_CLI), "db", "upgrade"], environment)
+    # The project's commands keep their help (given to click, not read from docstrings).
+    users_help = _run([str(FLASK_CLI), "users", "--help"], environment)
+    assert "Create an admin" in users_help
+    assert "Send the queued emails" in _run([str(FLASK_CLI), "--help"], environment)
     report = json.loads(
         _run([sys.executable, "-c", _EXERCISE_THE_APP], environment).splitlines()[-1]
     )
