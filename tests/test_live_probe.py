@@ -179,6 +179,17 @@ def test_anything_but_a_plain_probe_goes_through_the_stack(
         assert response.get_json()["success"] is False
 
 
+def test_a_scheme_other_than_http_or_https_is_never_kept(proxied_app):
+    client = proxied_app.test_client()
+    for index in range(3):
+        headers = {"X-Forwarded-Proto": f"made-up-{index}"}
+        assert client.get(LIVE_PATH, headers=headers).status_code == 200
+        assert client.get(LIVE_PATH, headers=headers).status_code == 200
+
+    # Every one went through the stack: nothing was learnt for those schemes.
+    assert proxied_app.config["flask_requests"] == 6
+
+
 def test_a_probe_with_a_body_goes_through_the_stack(proxied_app):
     client = proxied_app.test_client()
     client.get(LIVE_PATH)

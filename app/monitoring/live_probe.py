@@ -31,6 +31,10 @@ from app.monitoring.health import liveness_body
 
 LIVE_PATH = "/health/live"
 _PROBE_METHODS = frozenset({"GET", "HEAD"})
+# The schemes whose headers are kept. ProxyFix takes the scheme from X-Forwarded-Proto, which
+# a misconfigured proxy may pass through from clients: any other value goes to the stack,
+# so a client cannot make this map grow.
+_KEPT_SCHEMES = frozenset({"http", "https"})
 # Made again for every answer, never replayed (lower case, as compared).
 _PER_REQUEST_HEADERS = frozenset({"content-length", REQUEST_ID_HEADER.lower()})
 # CORS answers only on CORS_RESOURCES, so a browser's Origin header changes nothing of the
@@ -46,6 +50,7 @@ def is_plain_probe(environ: dict[str, Any]) -> bool:
     return (
         environ.get("PATH_INFO") == LIVE_PATH
         and environ.get("REQUEST_METHOD") in _PROBE_METHODS
+        and environ.get("wsgi.url_scheme") in _KEPT_SCHEMES
         and not environ.get("QUERY_STRING")
         and environ.get("CONTENT_LENGTH", "0") in ("", "0")
         and "HTTP_TRANSFER_ENCODING" not in environ
@@ -69,7 +74,7 @@ class LiveProbeResponder:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not is_plain_probe(environ):
             return self.wsgi_app(environ, start_response)
-        scheme = environ.get("wsgi.url_scheme", "http")
+        scheme = environ["wsgi.url_scheme"]
         kept_headers = self._headers_by_scheme.get(scheme)
         if kept_headers is None:
             return self.wsgi_app(environ, self._keeping_headers(scheme, start_response))
