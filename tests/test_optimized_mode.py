@@ -100,3 +100,18 @@ def test_an_optimised_process_migrates_and_serves_the_api_unchanged(
         if isinstance(operation, dict)
     ]
     assert summaries and all(summaries)
+
+
+def test_the_project_tools_keep_their_help_under_optimisation(tmp_path: Path) -> None:
+    """The benchmark and cluster tools are run with PYTHONOPTIMIZE=2 too (make bench does)."""
+    environment = _optimised_environment(f"sqlite:///{tmp_path / 'unused.db'}")
+    for module, summary_start in (
+        ("benchmarks.run", "`make bench`"),
+        ("benchmarks.hook_costs", "Where a request's CPU goes"),
+        ("benchmarks.cpu_split", None),
+        ("deploy.cluster", "`python -m deploy.cluster`"),
+    ):
+        help_text = _run([sys.executable, "-m", module, "--help"], environment)
+        assert help_text.startswith("usage:"), module
+        if summary_start is not None:
+            assert summary_start in " ".join(help_text.split()), module

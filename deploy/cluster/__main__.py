@@ -19,6 +19,9 @@ import psycopg
 
 from deploy.cluster.local import LOOPBACK, LocalCluster, free_port, stop_process
 
+# The docstring's first line, kept apart because `python -OO` drops docstrings.
+SUMMARY = "`python -m deploy.cluster`: run the local cluster in the foreground until Ctrl-C."
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/steadfast_cluster"
 
 
@@ -58,7 +61,7 @@ def start_private_redis(directory: Path) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=SUMMARY)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", help="default: a private redis-server on a free port")
     parser.add_argument("--instances", type=int, default=2)
