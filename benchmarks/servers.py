@@ -120,10 +120,11 @@ def memory_mib(pid: int) -> dict[str, float] | None:
         if rest.strip().endswith("kB"):
             kib[name] = int(rest.split()[0])
     private = kib.get("Private_Clean", 0) + kib.get("Private_Dirty", 0)
+    # Three decimals keep the KiB: the RSS target is judged on them, not on a rounded figure.
     return {
-        "rss": round(kib.get("Rss", 0) / 1024, 1),
-        "pss": round(kib.get("Pss", 0) / 1024, 1),
-        "uss": round(private / 1024, 1),
+        "rss": round(kib.get("Rss", 0) / 1024, 3),
+        "pss": round(kib.get("Pss", 0) / 1024, 3),
+        "uss": round(private / 1024, 3),
     }
 
 

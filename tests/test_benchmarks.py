@@ -86,6 +86,26 @@ def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_
     assert TargetCheck("p99", None, "<=", 2.0).met is None
 
 
+def test_worker_rss_is_judged_against_80_mb_to_the_kib_not_a_rounded_figure():
+    from benchmarks import run
+
+    argon2 = {
+        "meets_owasp_minimum": True,
+        "memory_cost_kib": 19456,
+        "time_cost": 2,
+        "parallelism": 1,
+    }
+
+    def rss_check(worker_kib: int) -> TargetCheck:
+        memory = {"steadfast": [{"rss": round(worker_kib / 1024, 3), "pss": 0.0, "uss": 0.0}]}
+        checks = run.target_checks([], memory, [], 16, "", argon2)
+        return next(check for check in checks if check.name.startswith("max worker RSS"))
+
+    # 80,000,000 bytes are 78,125 KiB; one KiB more is over, though both print as 76.3 MiB.
+    assert rss_check(78_125).met is True
+    assert rss_check(78_126).met is False
+
+
 def test_the_apps_argon2id_parameters_are_at_least_owasps_minimum():
     parameters = HASHER._parameters
     assert report.meets_owasp_argon2id(
