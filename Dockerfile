@@ -14,13 +14,22 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.txt /tmp/requirements.txt
 # Every package is pinned, transitive ones included; `pip check` fails the build if the list
-# is inconsistent. Wheels only: no compiler in the image, and no source build at deploy time.
+# is inconsistent. Wheels only, except psycopg's C module, built here against Debian's libpq
+# (psycopg's advice for production: libpq and OpenSSL then get the OS's security updates, and a
+# worker maps one OpenSSL instead of two; docs/performance.md, finding 28). The compiler and
+# headers stay in this stage.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libpq-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip install --only-binary=:all: --no-binary=psycopg-c -r /tmp/requirements.txt \
  && /opt/venv/bin/pip check
 
-# Runtime stage: the virtualenv and the code, nothing else.
+# Runtime stage: the virtualenv, the code and the libpq it links to, nothing else.
 FROM ${PYTHON_IMAGE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpq5 \
+ && rm -rf /var/lib/apt/lists/*
 # PYTHONOPTIMIZE=2 (python -OO): no docstrings or asserts in memory, ~6 MiB less per worker
 # (docs/performance.md, finding 23). Nothing relies on them: the OpenAPI summaries are given
 # to @blp.doc, not read from docstrings.
@@ -28,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONOPTIMIZE=2 \
     PYTHONUNBUFFERED=1 \
+    PSYCOPG_IMPL=c \
     FLASK_APP=wsgi.py \
     APP_ENV=production \
     PORT=8000

@@ -8,6 +8,9 @@ export FLASK_APP := wsgi.py
 .PHONY: install run migrate lint format test bench clean cluster
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@command -v pg_config >/dev/null 2>&1 || { echo "install: pg_config not found. psycopg is built \
+	against the system libpq: install a C compiler and libpq-dev (Debian, Ubuntu) or libpq \
+	(Homebrew; put its bin/ on PATH)." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -36,14 +39,24 @@ format: install
 test: lint
 	APP_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
 
+# The benchmark runs in a virtualenv of requirements.txt only, as the image does: the test tools
+# in $(VENV) bring packages the app imports when present (PyYAML, via flask-smorest).
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/bin/.installed: requirements.txt
+	@command -v pg_config >/dev/null 2>&1 || { echo "bench: pg_config not found (see install)" >&2; exit 1; }
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
 # Loopback benchmark of Steadfast against in-run baselines (docs/performance.md); a few minutes.
 # Options: make bench BENCH_ARGS="--duration 10 --rounds 5" BENCH_REDIS_URL=redis://127.0.0.1:6379/14
-bench: install
+bench: $(BENCH_VENV)/bin/.installed
 	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (Debian package)"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk >/dev/null 2>&1 || \
 		{ $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
 		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk >/dev/null; }; }
-	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) instance .pytest_cache .ruff_cache

@@ -182,3 +182,17 @@ def test_the_image_runs_optimised_with_bytecode_compiled_at_that_level(stages):
         and "/opt/venv/lib" in command.split()
         for command in compiles
     ), compiles
+
+
+def test_psycopg_is_built_against_the_system_libpq_with_no_compiler_in_the_final_image(stages):
+    build, final = stages[0], stages[-1]
+    build_commands = " ".join(build.all("RUN"))
+    # Only psycopg's C module is built from source; everything else stays wheels only.
+    assert "--only-binary=:all: --no-binary=psycopg-c" in build_commands
+    assert "libpq-dev" in build_commands.split() and "gcc" in build_commands.split()
+    final_commands = " ".join(final.all("RUN")).split()
+    assert "libpq5" in final_commands
+    assert not {"gcc", "libpq-dev", "build-essential"} & set(final_commands)
+    # The C implementation or nothing: a wheel-less fallback would lose the shared libpq.
+    assert "PSYCOPG_IMPL=c" in " ".join(final.all("ENV")).split()
+    assert "psycopg[c]==" in (REPO_ROOT / "requirements.txt").read_text()
