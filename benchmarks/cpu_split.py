@@ -7,8 +7,8 @@ CPU that is (docs/performance.md, finding 26). Same servers, settings and loads 
 `make bench`; each load runs once, and the CPU of every process is read from /proc before and
 after it, and divided by the requests served.
 
-    .venv/bin/python -m benchmarks.cpu_split                           # me and login
-    .venv/bin/python -m benchmarks.cpu_split --scenarios me,live,register --duration 10
+    .venv-bench/bin/python -m benchmarks.cpu_split                           # me and login
+    .venv-bench/bin/python -m benchmarks.cpu_split --scenarios me,live,register --duration 10
 
 In a worker the busiest thread is, for login and registration, the one argon2id runs on.
 """

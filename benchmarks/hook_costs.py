@@ -8,8 +8,8 @@ after-request and teardown function and every view is wrapped with a CPU-time co
 (`time.thread_time_ns`, so waits on PostgreSQL or Redis are not counted); what no hook holds
 (Werkzeug, ProxyFix, Flask's dispatch and contexts, the wrappers themselves) is the rest.
 
-    .venv/bin/python -m benchmarks.hook_costs                    # /health/live and /users/me
-    .venv/bin/python -m benchmarks.hook_costs --requests 5000 --path /api/v1/users/me
+    .venv-bench/bin/python -m benchmarks.hook_costs                    # /health/live and /users/me
+    .venv-bench/bin/python -m benchmarks.hook_costs --requests 5000 --path /api/v1/users/me
 
 Read the shares, not the absolute figures: a shared host's speed drifts between runs.
 """

@@ -3,13 +3,14 @@
 Every figure that is judged is a ratio measured in this run: the machine is shared and noisy,
 so absolute requests/s mean little, while A,B,A,B rounds see the same neighbours.
 
-    .venv/bin/python -m benchmarks.run --duration 5 --rounds 3
+    .venv-bench/bin/python -m benchmarks.run --duration 5 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -467,8 +468,19 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(memory_kib / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "virtualenv": sys.prefix,
+        "test_tools_installed": has_test_tools(),
         "commit": commit or None,
     }
+
+
+def has_test_tools() -> bool:
+    """Whether this interpreter's environment holds the test tools (requirements-dev.txt).
+
+    They are not in the image, and some change what the app imports: flask-smorest imports
+    PyYAML (a test tool's dependency) whenever it is installed, ~1.5 MiB per worker.
+    """
+    return importlib.util.find_spec("pytest") is not None
 
 
 def target_checks(
@@ -589,6 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     if wrk_path() is None:
         print("wrk is not installed: apt-get install -y wrk (make bench does it)", file=sys.stderr)
         return 2
+    if has_test_tools():
+        print(
+            "note: this virtualenv holds the test tools, which the image does not: memory and "
+            "start-up figures differ from production's (make bench uses .venv-bench)",
+            file=sys.stderr,
+        )
     started_at = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     runs: list[Run] = []

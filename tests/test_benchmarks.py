@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -104,6 +105,24 @@ def test_worker_rss_is_judged_against_80_mb_to_the_kib_not_a_rounded_figure():
     # 80,000,000 bytes are 78,125 KiB; one KiB more is over, though both print as 76.3 MiB.
     assert rss_check(78_125).met is True
     assert rss_check(78_126).met is False
+
+
+def test_make_bench_runs_in_a_virtualenv_of_the_runtime_requirements_only():
+    """The image holds requirements.txt only; the dev virtualenv's extra packages change what
+    the app imports (flask-smorest loads PyYAML when it is there), hence its memory."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    bench_rule = re.search(r"^bench: (.+)$\n((?:\t.*\n)+)", makefile, re.M)
+    assert bench_rule and bench_rule.group(1).strip() == "$(BENCH_VENV)/bin/.installed"
+    assert "$(BENCH_VENV)/bin/python -m benchmarks.run" in bench_rule.group(2)
+    venv_rule = re.search(
+        r"^\$\(BENCH_VENV\)/bin/\.installed: (.+)$\n((?:\t.*\n)+)", makefile, re.M
+    )
+    assert venv_rule and venv_rule.group(1).strip() == "requirements.txt"
+    assert "-r requirements.txt" in venv_rule.group(2)
+    assert "requirements-dev" not in venv_rule.group(2)
+    runtime = (REPO_ROOT / "requirements.txt").read_text().lower()
+    for test_tool in ("pytest", "pyyaml", "ruff"):
+        assert f"\n{test_tool}==" not in runtime, test_tool
 
 
 def test_the_apps_argon2id_parameters_are_at_least_owasps_minimum():
