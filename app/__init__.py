@@ -148,6 +148,7 @@ def _register_http_layer(app: Flask, settings: Settings) -> None:
     from app.api import register_blueprints
     from app.api.docs import init_docs
     from app.errors.handlers import register_error_handlers
+    from app.middlewares.auth import init_token_read_ahead
     from app.middlewares.input_guards import init_input_guards
     from app.middlewares.proxy import init_proxy_fix
     from app.middlewares.rate_limits import apply_route_limits, init_rate_limits
@@ -158,6 +159,8 @@ def _register_http_layer(app: Flask, settings: Settings) -> None:
     init_request_context(app)
     init_security_headers(app, settings)
     init_cors(app, settings)
+    # Before the limiter's hook: a bearer token's revocation check rides in its Redis script.
+    init_token_read_ahead(app)
     init_rate_limits(app, settings)
     init_input_guards(app)
     api = Api(

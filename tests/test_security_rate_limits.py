@@ -405,3 +405,80 @@ def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(
     assert response.headers["RateLimit-Remaining"] == "998"
     from_the_app = [c["command"].split()[0] for c in commands if c["client_type"] != "lua"]
     assert from_the_app == ["EVALSHA"], commands
+
+
+def _app_commands(port: int, send) -> tuple[object, list[str]]:
+    """The response of `send()` and the Redis commands the app sent for it (MONITOR)."""
+    marker = redis.Redis(port=port)
+    marker.ping()  # connected before MONITOR starts, so only its ECHO is seen
+    with redis.Redis(port=port).monitor() as monitor:
+        response = send()
+        marker.echo("end-of-request")
+        commands = []
+        while (command := monitor.next_command())["command"] != "ECHO end-of-request":
+            commands.append(command)
+    marker.close()
+    return response, [c["command"] for c in commands if c["client_type"] != "lua"]
+
+
+@pytest.mark.slow
+def test_an_authenticated_request_checks_revocation_within_the_rate_limit_round_trip(make_app):
+    port = free_port()
+    app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    client = app.test_client()
+    with _own_redis_server(port):
+        email = unique_email()
+        assert register(client, email).status_code == 201
+        pair = login(client, email).get_json()["data"]
+        access, refresh = pair["access_token"], pair["refresh_token"]
+
+        def me():
+            return client.get("/api/v1/users/me", headers=bearer(access))
+
+        response, commands = _app_commands(port, me)
+        assert response.status_code == 200
+        [script_call] = commands  # one round trip: the limit's hit, the revocation keys with it
+        assert script_call.startswith("EVALSHA")
+        assert (
+            "steadfast:tokens:revoked:" in script_call and "steadfast:tokens:family:" in script_call
+        )
+        assert response.headers["RateLimit-Remaining"].isdigit()
+
+        logout = client.post(
+            "/api/v1/auth/logout", headers=bearer(access), json={"refresh_token": refresh}
+        )
+        assert logout.status_code == 204
+        # The revoked token is refused by the answer that came with the limiter's script.
+        response, commands = _app_commands(port, me)
+        assert_error_envelope(response, 401, "unauthorized")
+        assert len(commands) == 1 and commands[0].startswith("EVALSHA")
+
+
+def test_a_revoked_family_is_refused_through_the_read_along(make_app, redis_url):
+    app = _limited_app(make_app, REDIS_URL=redis_url)
+    client = app.test_client()
+    email = unique_email()
+    assert register(client, email).status_code == 201
+    first = login(client, email).get_json()["data"]
+    rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200
+    new_access = rotated.get_json()["data"]["access_token"]
+    assert client.get("/api/v1/users/me", headers=bearer(new_access)).status_code == 200
+    # Reusing the spent refresh token revokes its whole family, access tokens included.
+    reused = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401
+    refused = client.get("/api/v1/users/me", headers=bearer(new_access))
+    assert_error_envelope(refused, 401, "unauthorized")
+
+
+def test_without_redis_for_the_limiter_the_token_store_is_asked_as_before(make_app, redis_url):
+    # Memory limits (no REDIS_URL): nothing rides along, the (memory) store answers itself.
+    app = _limited_app(make_app, REDIS_URL="")
+    client = app.test_client()
+    email = unique_email()
+    assert register(client, email).status_code == 201
+    access = login(client, email).get_json()["data"]["access_token"]
+    assert client.get("/api/v1/users/me", headers=bearer(access)).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=bearer(access)).status_code == 204
+    refused = client.get("/api/v1/users/me", headers=bearer(access))
+    assert_error_envelope(refused, 401, "unauthorized")

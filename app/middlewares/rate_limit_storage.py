@@ -21,26 +21,40 @@ The memory lasts one request: it is kept in the WSGI environ, which exists per r
 whatever the server's threads, and is dropped with it. Outside a request (CLI, scripts) every
 call goes to Redis as in RedisStorage. Keys, values and expiries in Redis are unchanged, so
 instances running the plain RedisStorage share the same counters.
+
+Read-along: a request whose next step would ask Redis whether some keys exist (an
+authenticated request's revocation check, app/middlewares/auth.py) can register them with
+`read_along` before the limiter runs; the first increment of the request then counts them in
+the same script, and `ReadAlong.present` holds the answer. One round trip instead of two per
+authenticated request. Nothing is read along when the limiter does not reach Redis (exempt
+path, memory fallback): the caller then asks Redis itself, as before.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from flask import has_request_context, request
 from limits.storage import RedisStorage
 
 SCHEME_PREFIX = "steadfast+"
+READ_ALONG_ENVIRON_KEY = "steadfast.rate_limit_read_along"
 
-# limits' incr_expire.lua, plus the TTL in the same answer.
+# limits' incr_expire.lua, plus the TTL in the same answer, and how many of the other keys
+# (KEYS[2]...: a read-along, none otherwise) exist.
 INCREMENT_SCRIPT = """
 local amount = tonumber(ARGV[2])
 local current = redis.call("incrby", KEYS[1], amount)
 if tonumber(current) == amount then
     redis.call("expire", KEYS[1], ARGV[1])
 end
-return {current, redis.call("ttl", KEYS[1])}
+local present = 0
+if #KEYS > 1 then
+    present = redis.call("exists", unpack(KEYS, 2))
+end
+return {current, redis.call("ttl", KEYS[1]), present}
 """
 
 # GET and TTL as one command, and consistent with each other.
@@ -56,8 +70,30 @@ class Window(NamedTuple):
     reset_at: float  # epoch seconds, as RedisStorage.get_expiry returns it
 
 
+@dataclass
+class ReadAlong:
+    """Keys to count with the request's first rate-limit increment; `present` once counted."""
+
+    keys: list[str]
+    present: int | None = None
+
+
+def read_along(keys: list[str]) -> ReadAlong:
+    """Have this request's first rate-limit increment also count how many of `keys` exist."""
+    entry = ReadAlong(list(keys))
+    request.environ[READ_ALONG_ENVIRON_KEY] = entry
+    return entry
+
+
+def _pending_read_along() -> ReadAlong | None:
+    if not has_request_context():
+        return None
+    entry = request.environ.get(READ_ALONG_ENVIRON_KEY)
+    return entry if entry is not None and entry.present is None else None
+
+
 def _window_from(answer: list[Any]) -> Window:
-    count, ttl = answer
+    count, ttl = answer[0], answer[1]
     # TTL is -2 when the key is gone and -1 without an expiry; RedisStorage reads both as 0.
     return Window(int(count), time.time() + max(int(ttl), 0))
 
@@ -94,7 +130,11 @@ class SingleTripRedisStorage(RedisStorage):
         return windows.get(key) if windows is not None else None
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        answer = self.lua_increment_with_window([self.prefixed_key(key)], [expiry, amount])
+        extra = _pending_read_along()
+        keys = [self.prefixed_key(key), *(extra.keys if extra is not None else ())]
+        answer = self.lua_increment_with_window(keys, [expiry, amount])
+        if extra is not None:
+            extra.present = int(answer[2])
         return self._remember(key, _window_from(answer)).count
 
     def get(self, key: str) -> int:

@@ -35,6 +35,11 @@ class TokenStore(Protocol):
         """The check every authenticated request makes, in one call (one Redis round trip)."""
         ...
 
+    def revocation_keys(self, jti: str, family_id: str | None) -> list[str] | None:
+        """Redis keys of which any existing means revoked, so that a caller already going to
+        Redis (the rate limiter) can ask along; None for a store outside Redis."""
+        ...
+
 
 class MemoryTokenStore:
     def __init__(self) -> None:
@@ -74,6 +79,9 @@ class MemoryTokenStore:
     def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
         return self.is_revoked(jti) or (family_id is not None and self.is_family_revoked(family_id))
 
+    def revocation_keys(self, jti: str, family_id: str | None) -> list[str] | None:
+        return None
+
 
 class RedisTokenStore:
     """Fails closed: if Redis cannot say a token is live, the request gets a 503, not access."""
@@ -106,8 +114,11 @@ class RedisTokenStore:
         return bool(self._call(self._redis.exists, f"{KEY_PREFIX}family:{family_id}"))
 
     def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
+        # EXISTS with several keys counts those present: one round trip for both checks.
+        return bool(self._call(self._redis.exists, *self.revocation_keys(jti, family_id)))
+
+    def revocation_keys(self, jti: str, family_id: str | None) -> list[str]:
         keys = [f"{KEY_PREFIX}revoked:{jti}"]
         if family_id is not None:
             keys.append(f"{KEY_PREFIX}family:{family_id}")
-        # EXISTS with several keys counts those present: one round trip for both checks.
-        return bool(self._call(self._redis.exists, *keys))
+        return keys

@@ -78,8 +78,18 @@ def issue_pair(user_id: str, family_id: str | None = None) -> TokenPair:
     )
 
 
-def decode(token: str, expected_type: str) -> TokenClaims:
-    """Verified claims of a token of `expected_type`, else UnauthorizedError."""
+@dataclass(frozen=True)
+class CheckedToken:
+    """A token `verify` accepted earlier in the request and, if another round trip already
+    brought the answer, whether it is revoked (None: not known, ask the token store)."""
+
+    token: str
+    claims: TokenClaims
+    revoked: bool | None = None
+
+
+def verify(token: str, expected_type: str) -> TokenClaims:
+    """Signature, expiry and claims of a token of `expected_type`, not its revocation."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     try:
@@ -100,7 +110,7 @@ def decode(token: str, expected_type: str) -> TokenClaims:
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     if expected_type == REFRESH and family_id is None:
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
-    token_claims = TokenClaims(
+    return TokenClaims(
         subject=claims["sub"],
         jti=claims["jti"],
         issued_at=float(claims["iat"]),
@@ -108,7 +118,32 @@ def decode(token: str, expected_type: str) -> TokenClaims:
         token_type=claims["type"],
         family_id=family_id,
     )
-    if app_state().token_store.is_token_or_family_revoked(token_claims.jti, family_id):
+
+
+def revocation_keys(claims: TokenClaims) -> list[str] | None:
+    """The store keys whose EXISTS count says whether `claims` is revoked (None in memory)."""
+    return app_state().token_store.revocation_keys(claims.jti, claims.family_id)
+
+
+def decode(token: str, expected_type: str, checked: CheckedToken | None = None) -> TokenClaims:
+    """Verified, unrevoked claims of a token of `expected_type`, else UnauthorizedError.
+
+    `checked`: what an earlier step of the request learnt of this same token; its signature
+    is then not verified twice, nor its revocation asked twice.
+    """
+    if (
+        checked is not None
+        and checked.token == token
+        and checked.claims.token_type == expected_type
+    ):
+        token_claims, revoked = checked.claims, checked.revoked
+    else:
+        token_claims, revoked = verify(token, expected_type), None
+    if revoked is None:
+        revoked = app_state().token_store.is_token_or_family_revoked(
+            token_claims.jti, token_claims.family_id
+        )
+    if revoked:
         raise UnauthorizedError(INVALID_TOKEN_MESSAGE)
     return token_claims
 
