@@ -164,7 +164,7 @@ def test_the_argon2_buffer_goes_back_to_the_os_when_the_hashing_thread_is_idle()
     assert busy - idle > 15, f"the buffer was not released: {busy:.1f} -> {idle:.1f} MiB"
 
 
-@pytest.mark.skipif(not malloc.heap_extent(), reason="glibc's mallinfo2 only")
+@pytest.mark.skipif(not malloc._glibc(), reason="glibc's malloc_trim only")
 def test_a_second_argon2_buffer_forced_by_fragmentation_is_given_back_at_once():
     # Under load, request threads allocate from the same heap as the hashing thread. Made
     # deterministic here: a block takes most of the freed buffer and another sits above it,
@@ -206,29 +206,44 @@ def test_a_second_argon2_buffer_forced_by_fragmentation_is_given_back_at_once():
     assert after - before < 5, f"two buffers held: {before:.1f} -> {after:.1f} MiB"
 
 
-def test_the_heap_is_trimmed_only_when_it_outgrows_its_largest_extent(monkeypatch):
+def test_free_memory_is_trimmed_once_half_a_buffer_more_is_resident_than_the_floor(monkeypatch):
     trims: list[int] = []
     monkeypatch.setattr(malloc, "release_free_memory", lambda: trims.append(1) or True)
-    monkeypatch.setattr(malloc, "heap_extent", lambda: 100)
-    trimmer = malloc.HeapGrowthTrimmer(threshold_bytes=10)
+    trimmer = malloc.ResidentGrowthTrimmer(threshold_bytes=10)
 
-    # Growing within the threshold, shrinking (an idle release), growing back: no trim.
-    for extent in (105, 110, 60, 110, 119):
-        assert not trimmer.after_operation(extent)
+    # The first operation sets the floor; staying within the threshold costs no trim.
+    for resident in (100, 105, 110, 104):
+        assert not trimmer.after_operation(resident)
     assert trims == []
-    # Beyond the largest extent by more than the threshold: one trim, and a new largest.
-    assert trimmer.after_operation(131)
-    assert not trimmer.after_operation(131)
-    assert not trimmer.after_operation(90)
+    # A buffer more resident, wherever it was placed: one trim.
+    assert trimmer.after_operation(121)
     assert trims == [1]
+    # The next operation sets the floor anew: memory a trim could not return (live) raises
+    # it rather than being trimmed at every operation.
+    for resident in (121, 125, 130):
+        assert not trimmer.after_operation(resident)
+    assert trims == [1]
+    # A lower figure (an idle release before the operation) lowers the floor.
+    assert not trimmer.after_operation(90)
+    assert trimmer.after_operation(120)
+    assert trims == [1, 1]
 
 
-def test_without_allocator_figures_nothing_is_trimmed(monkeypatch):
-    monkeypatch.setattr(malloc, "heap_extent", lambda: None)
+def test_without_a_resident_figure_nothing_is_trimmed(monkeypatch):
+    monkeypatch.setattr(malloc, "resident_bytes", lambda: None)
     monkeypatch.setattr(malloc, "release_free_memory", lambda: pytest.fail("trimmed"))
-    trimmer = malloc.HeapGrowthTrimmer(threshold_bytes=10)
+    trimmer = malloc.ResidentGrowthTrimmer(threshold_bytes=10)
 
     assert not trimmer.after_operation()
+    assert not trimmer.after_operation()
+
+
+def test_resident_bytes_reads_this_process(monkeypatch):
+    resident = malloc.resident_bytes()
+    assert resident is not None and 10 * 2**20 < resident < 2**32
+    block = bytearray(32 * 2**20)  # touched: zero-filled pages are written
+    assert malloc.resident_bytes() - resident > 24 * 2**20
+    del block
 
 
 def test_the_dummy_hash_has_the_hashers_parameters_and_matches_no_password():

@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from argon2.low_level import ARGON2_VERSION
 
 from app.errors import ValidationError
-from app.malloc import HeapGrowthTrimmer, release_free_memory
+from app.malloc import ResidentGrowthTrimmer, release_free_memory
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -77,8 +77,8 @@ class _HashingThread:
 
 def _serve(jobs: queue.SimpleQueue) -> None:
     holding = False  # an operation ran since the memory was last released
-    # Half a buffer: heap growth by a whole one means a second buffer (app/malloc.py).
-    trimmer = HeapGrowthTrimmer(threshold_bytes=HASHER.memory_cost * 1024 // 2)
+    # Half a buffer: a whole one more resident means a second buffer (app/malloc.py).
+    trimmer = ResidentGrowthTrimmer(threshold_bytes=HASHER.memory_cost * 1024 // 2)
     while True:
         try:
             done, operation, args = jobs.get(timeout=IDLE_RELEASE_S if holding else None)
