@@ -384,31 +384,9 @@ def test_failed_logins_counted_by_another_instance_are_seen_by_the_next_request(
     _assert_rate_limited(login(client, email))
 
 
-@pytest.mark.slow
-def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(make_app):
-    port = free_port()
-    app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    client = app.test_client()
-    with _own_redis_server(port):
-        client.get("/api/v1/users/me")  # loads the script into this fresh Redis
-        marker = redis.Redis(port=port)
-        marker.ping()  # connected before MONITOR starts, so only its ECHO is seen
-        with redis.Redis(port=port).monitor() as monitor:
-            # MONITOR echoes every command from now on; the marker closes the request's list.
-            response = client.get("/api/v1/users/me")
-            marker.echo("end-of-request")
-            commands = []
-            while (command := monitor.next_command())["command"] != "ECHO end-of-request":
-                commands.append(command)
-        marker.close()
-    assert response.status_code == 401
-    assert response.headers["RateLimit-Remaining"] == "998"
-    from_the_app = [c["command"].split()[0] for c in commands if c["client_type"] != "lua"]
-    assert from_the_app == ["EVALSHA"], commands
-
-
 def _app_commands(port: int, send) -> tuple[object, list[str]]:
     """The response of `send()` and the Redis commands the app sent for it (MONITOR)."""
+    # MONITOR echoes every command from the moment it starts; the marker's ECHO ends the list.
     marker = redis.Redis(port=port)
     marker.ping()  # connected before MONITOR starts, so only its ECHO is seen
     with redis.Redis(port=port).monitor() as monitor:
@@ -419,6 +397,19 @@ def _app_commands(port: int, send) -> tuple[object, list[str]]:
             commands.append(command)
     marker.close()
     return response, [c["command"] for c in commands if c["client_type"] != "lua"]
+
+
+@pytest.mark.slow
+def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(make_app):
+    port = free_port()
+    app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    client = app.test_client()
+    with _own_redis_server(port):
+        client.get("/api/v1/users/me")  # loads the script into this fresh Redis
+        response, commands = _app_commands(port, lambda: client.get("/api/v1/users/me"))
+    assert response.status_code == 401
+    assert response.headers["RateLimit-Remaining"] == "998"
+    assert [command.split()[0] for command in commands] == ["EVALSHA"], commands
 
 
 @pytest.mark.slow
