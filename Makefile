@@ -7,10 +7,13 @@ export FLASK_APP := wsgi.py
 
 .PHONY: install run migrate lint format test bench clean cluster
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
-	@command -v pg_config >/dev/null 2>&1 || { echo "install: pg_config not found. psycopg is built \
-	against the system libpq: install a C compiler and libpq-dev (Debian, Ubuntu) or libpq \
+# psycopg is built against the system libpq (requirements.txt): say what is missing, up front.
+NEED_PG_CONFIG = @command -v pg_config >/dev/null 2>&1 || { echo "pg_config not found. psycopg is \
+	built against the system libpq: install a C compiler and libpq-dev (Debian, Ubuntu) or libpq \
 	(Homebrew; put its bin/ on PATH)." >&2; exit 1; }
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(NEED_PG_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -43,7 +46,7 @@ test: lint
 # in $(VENV) bring packages the app imports when present (PyYAML, via flask-smorest).
 BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/bin/.installed: requirements.txt
-	@command -v pg_config >/dev/null 2>&1 || { echo "bench: pg_config not found (see install)" >&2; exit 1; }
+	$(NEED_PG_CONFIG)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/pip install --quiet -r requirements.txt
