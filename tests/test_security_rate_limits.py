@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
 from app.middlewares.rate_limits import STORAGE_KEY_PREFIX, rate_limit_rejected
 from tests.conftest import (
@@ -399,50 +400,56 @@ def _app_commands(port: int, send) -> tuple[object, list[str]]:
     return response, [c["command"] for c in commands if c["client_type"] != "lua"]
 
 
-@pytest.mark.slow
-def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(make_app):
+@pytest.fixture
+def client_on_own_redis(make_app) -> Iterator[tuple[FlaskClient, int]]:
+    """A limited app's client and the port of its throw-away redis-server: MONITOR there sees
+    this test's commands only."""
     port = free_port()
     app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    client = app.test_client()
     with _own_redis_server(port):
-        client.get("/api/v1/users/me")  # loads the script into this fresh Redis
-        response, commands = _app_commands(port, lambda: client.get("/api/v1/users/me"))
+        yield app.test_client(), port
+
+
+@pytest.mark.slow
+def test_a_limited_request_costs_one_redis_round_trip_for_its_limit_and_headers(
+    client_on_own_redis,
+):
+    client, port = client_on_own_redis
+    client.get("/api/v1/users/me")  # loads the script into this fresh Redis
+    response, commands = _app_commands(port, lambda: client.get("/api/v1/users/me"))
     assert response.status_code == 401
     assert response.headers["RateLimit-Remaining"] == "998"
     assert [command.split()[0] for command in commands] == ["EVALSHA"], commands
 
 
 @pytest.mark.slow
-def test_an_authenticated_request_checks_revocation_within_the_rate_limit_round_trip(make_app):
-    port = free_port()
-    app = _limited_app(make_app, REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    client = app.test_client()
-    with _own_redis_server(port):
-        email = unique_email()
-        assert register(client, email).status_code == 201
-        pair = login(client, email).get_json()["data"]
-        access, refresh = pair["access_token"], pair["refresh_token"]
+def test_an_authenticated_request_checks_revocation_within_the_rate_limit_round_trip(
+    client_on_own_redis,
+):
+    client, port = client_on_own_redis
+    email = unique_email()
+    assert register(client, email).status_code == 201
+    pair = login(client, email).get_json()["data"]
+    access, refresh = pair["access_token"], pair["refresh_token"]
 
-        def me():
-            return client.get("/api/v1/users/me", headers=bearer(access))
+    def me():
+        return client.get("/api/v1/users/me", headers=bearer(access))
 
-        response, commands = _app_commands(port, me)
-        assert response.status_code == 200
-        [script_call] = commands  # one round trip: the limit's hit, the revocation keys with it
-        assert script_call.startswith("EVALSHA")
-        assert (
-            "steadfast:tokens:revoked:" in script_call and "steadfast:tokens:family:" in script_call
-        )
-        assert response.headers["RateLimit-Remaining"].isdigit()
+    response, commands = _app_commands(port, me)
+    assert response.status_code == 200
+    [script_call] = commands  # one round trip: the limit's hit, the revocation keys with it
+    assert script_call.startswith("EVALSHA")
+    assert "steadfast:tokens:revoked:" in script_call and "steadfast:tokens:family:" in script_call
+    assert response.headers["RateLimit-Remaining"].isdigit()
 
-        logout = client.post(
-            "/api/v1/auth/logout", headers=bearer(access), json={"refresh_token": refresh}
-        )
-        assert logout.status_code == 204
-        # The revoked token is refused by the answer that came with the limiter's script.
-        response, commands = _app_commands(port, me)
-        assert_error_envelope(response, 401, "unauthorized")
-        assert len(commands) == 1 and commands[0].startswith("EVALSHA")
+    logout = client.post(
+        "/api/v1/auth/logout", headers=bearer(access), json={"refresh_token": refresh}
+    )
+    assert logout.status_code == 204
+    # The revoked token is refused by the answer that came with the limiter's script.
+    response, commands = _app_commands(port, me)
+    assert_error_envelope(response, 401, "unauthorized")
+    assert len(commands) == 1 and commands[0].startswith("EVALSHA")
 
 
 def test_a_revoked_family_is_refused_through_the_read_along(make_app, redis_url):
