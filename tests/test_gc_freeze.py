@@ -16,12 +16,19 @@ def test_freezing_moves_the_live_objects_out_of_the_collected_generations():
         freeze_live_objects()
 
         assert gc.get_freeze_count() >= len(kept)
-        # What a request allocates afterwards is still collected, cycles included.
-        before = gc.get_count()[0]
-        cycle: list = []
-        cycle.append(cycle)
-        assert gc.get_count()[0] > before
-        del cycle
+        # What a request allocates afterwards is still collected, cycles included. The count is
+        # the process's: with no automatic collection in between and a hundred new objects, a
+        # thread left by another test (the loop-lag sampler) cannot hide the increase.
+        gc.disable()
+        try:
+            before = gc.get_count()[0]
+            cycles: list[list] = [[] for _ in range(100)]
+            for cycle in cycles:
+                cycle.append(cycle)
+            assert gc.get_count()[0] > before
+        finally:
+            gc.enable()
+        del cycles, cycle
         assert gc.collect() >= 1
     finally:
         gc.unfreeze()
