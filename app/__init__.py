@@ -7,8 +7,9 @@ from app.startup_gc import collector_paused
 
 skip_unused_optional_imports()
 
-# Imports build long-lived objects only; the collector would scan them ~300 times for nothing.
-with collector_paused():
+# Imports build long-lived objects only; the collector would scan them ~300 times for nothing,
+# or once in full after the pause: they are frozen instead.
+with collector_paused(freeze_after=True):
     import os
     from collections.abc import Mapping
     from pathlib import Path
