@@ -73,6 +73,32 @@ def summary(runs: Sequence[Run]) -> dict[str, Any]:
     }
 
 
+def clean_rounds(runs: Sequence[Run], scenario: str, targets: Sequence[str]) -> int:
+    """Rounds of `scenario` that every one of `targets` ran without a recycled worker."""
+    rounds_by_target = [
+        {run.round for run in runs_of(runs, scenario, target) if not run.recycles}
+        for target in targets
+    ]
+    return len(set.intersection(*rounds_by_target)) if rounds_by_target else 0
+
+
+def wants_another_round(
+    runs: Sequence[Run], scenario: str, targets: Sequence[str], rounds: int, extra_rounds: int
+) -> bool:
+    """After the planned rounds: run one more while the ratio would rest on fewer than
+    `rounds` clean pairs, at most `extra_rounds` times.
+
+    Only a comparison of two servers needs it (a single target has no ratio; a hash-only
+    baseline is not a server and recycles nothing).
+    """
+    if len(targets) < 2:
+        return False
+    done = max((run.round for run in runs if run.scenario == scenario), default=0)
+    if done < rounds:
+        return True
+    return done < rounds + extra_rounds and clean_rounds(runs, scenario, targets) < rounds
+
+
 def paired_ratio(
     runs: Sequence[Run], scenario: str, numerator: str, denominator: str, field: str
 ) -> float | None:

@@ -110,6 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
     parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "5")))
     parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "3")))
+    parser.add_argument(
+        "--extra-rounds",
+        type=int,
+        default=int(env("BENCH_EXTRA_ROUNDS", "3")),
+        help="rounds added to a two-server comparison while fewer than --rounds of its rounds "
+        "had no worker recycled by max_requests (those are left out of its ratio)",
+    )
     parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "1")))
     parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
     parser.add_argument(
@@ -139,6 +146,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be at least 1")
+    if args.extra_rounds < 0:
+        parser.error("--extra-rounds must be 0 or more")
     return args
 
 
@@ -361,7 +370,19 @@ def measure_scenario(
             connections=connections,
             threads=args.wrk_threads,
         )
-    for round_number in range(1, args.rounds + 1):
+    servers_compared = [target for target in scenario.loads if target in servers_by_name]
+    round_number = 0
+    while round_number < args.rounds or report.wants_another_round(
+        runs, scenario.name, servers_compared, args.rounds, args.extra_rounds
+    ):
+        round_number += 1
+        if round_number > args.rounds:
+            print(
+                f"  {scenario.name:<9} round {round_number}: an extra round, only "
+                f"{report.clean_rounds(runs, scenario.name, servers_compared)} of "
+                f"{round_number - 1} had no worker recycled",
+                flush=True,
+            )
         for target, loads in scenario.loads.items():
             boots_before = servers_by_name[target].worker_boots()
             result = run_wrk(
@@ -688,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "duration_s": args.duration,
             "rounds": args.rounds,
+            "extra_rounds": args.extra_rounds,
             "connections": args.connections,
             "hash_connections": args.hash_connections,
             "wrk_threads": args.wrk_threads,

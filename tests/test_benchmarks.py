@@ -24,6 +24,7 @@ from app.config import DEV_JWT_SECRET
 from app.services.passwords import HASHER
 from benchmarks import report, wrk
 from benchmarks.report import Run, TargetCheck
+from benchmarks.run import parse_args as parse_bench_args
 from tests.conftest import REPO_ROOT, bearer
 
 
@@ -78,6 +79,50 @@ def test_rounds_where_a_worker_was_recycled_are_left_out_while_clean_rounds_rema
     assert report.paired_ratio(only_recycled, "me", "steadfast", "reference", "requests_per_s") == (
         50 / 40
     )
+
+
+def test_a_comparison_gets_extra_rounds_while_its_ratio_rests_on_too_few_clean_ones():
+    pair = ("steadfast", "hello")
+    runs = [_run(1, "steadfast", 90), _run(1, "hello", 100)]
+    # The planned rounds always run.
+    assert report.wants_another_round(runs, "me", pair, rounds=3, extra_rounds=3)
+    runs += [
+        _run(2, "steadfast", 90, recycles=1),
+        _run(2, "hello", 100),
+        _run(3, "steadfast", 90),
+        _run(3, "hello", 100, recycles=2),
+    ]
+    assert report.clean_rounds(runs, "me", pair) == 1
+    assert report.wants_another_round(runs, "me", pair, rounds=3, extra_rounds=3)
+    runs += [_run(4, "steadfast", 90), _run(4, "hello", 100)]
+    assert report.clean_rounds(runs, "me", pair) == 2
+    assert report.wants_another_round(runs, "me", pair, rounds=3, extra_rounds=3)
+    runs += [_run(5, "steadfast", 90), _run(5, "hello", 100)]
+    # Three clean pairs: enough.
+    assert not report.wants_another_round(runs, "me", pair, rounds=3, extra_rounds=3)
+
+
+def test_extra_rounds_are_bounded_and_only_for_a_comparison_of_two_servers():
+    pair = ("steadfast", "hello")
+    recycled = [
+        _run(round_number, target, 100, recycles=1)
+        for round_number in range(1, 4)
+        for target in pair
+    ]
+    assert not report.wants_another_round(recycled, "me", pair, rounds=3, extra_rounds=0)
+    more = recycled + [_run(4, target, 100, recycles=1) for target in pair]
+    assert report.wants_another_round(recycled, "me", pair, rounds=3, extra_rounds=1)
+    assert not report.wants_another_round(more, "me", pair, rounds=3, extra_rounds=1)
+    # One server (mixed; login against a hash-only baseline, which is not a server).
+    alone = [run for run in recycled if run.target == "steadfast"]
+    assert not report.wants_another_round(alone, "me", ("steadfast",), rounds=3, extra_rounds=3)
+
+
+def test_the_extra_rounds_option_is_read_and_checked():
+    assert parse_bench_args([]).extra_rounds == 3
+    assert parse_bench_args(["--extra-rounds", "0"]).extra_rounds == 0
+    with pytest.raises(SystemExit):
+        parse_bench_args(["--extra-rounds", "-1"])
 
 
 def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_data():
