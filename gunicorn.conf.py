@@ -13,6 +13,7 @@ from app.server import (
     dispose_inherited_connections,
     freeze_live_objects,
     heartbeat_dir,
+    per_process_state_warning,
     trusted_forwarder_ips,
 )
 
@@ -27,6 +28,10 @@ except ConfigError as error:
     sys.exit(1)
 
 configure_logging(settings)
+if (warning := per_process_state_warning(settings)) is not None:
+    from loguru import logger
+
+    logger.warning(warning)
 
 # All interfaces: in a container the port is published; on a host, firewall it so only the
 # proxy reaches it (with TRUSTED_PROXIES > 0 the app believes X-Forwarded-For).

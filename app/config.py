@@ -103,6 +103,16 @@ class _MappingEnv(Env):
         return self._source.get(env_key, default)
 
 
+def default_web_concurrency(redis_url: str | None) -> int:
+    """Workers when WEB_CONCURRENCY is unset: 2, or 1 without Redis.
+
+    Without Redis, revoked tokens, used single-use tokens and rate-limit counters live in each
+    worker's memory (app/services/token_store.py): with two workers a logged-out token would
+    still be accepted by the other one. One process keeps them whole; `make run` relies on it.
+    """
+    return 2 if redis_url else 1
+
+
 def parse_duration(raw: str) -> int:
     """Seconds in a duration such as `30s`, `15m`, `12h` or `7d`."""
     match = _DURATION_PATTERN.match(raw)
@@ -178,7 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     health_timeout_ms = env.int("HEALTH_TIMEOUT_MS", 1000, validate=Range(min=10, max=1000))
     memory_threshold_mb = env.int("MEMORY_THRESHOLD_MB", 512, validate=Range(min=16))
     metrics_token = env.str("METRICS_TOKEN", None)
-    web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(min=1, max=64))
+    web_concurrency = env.int("WEB_CONCURRENCY", None, validate=Range(min=1, max=64))
     gunicorn_threads = env.int("GUNICORN_THREADS", 4, validate=Range(min=1, max=256))
     gunicorn_timeout = env.int("GUNICORN_TIMEOUT", 30, validate=Range(min=1))
     graceful_timeout = env.int("GRACEFUL_TIMEOUT", 30, validate=Range(min=1))
@@ -210,6 +220,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         problems.append("REDIS_URL: must start with redis://, rediss:// or unix://")
     if deployed and not redis_url:
         problems.append("REDIS_URL: required in staging/production")
+    if web_concurrency is None:
+        web_concurrency = default_web_concurrency(redis_url)
 
     jwt_secret_is_dev_default = False
     if jwt_secret is None or jwt_secret == "":

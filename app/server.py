@@ -41,6 +41,18 @@ def trusted_forwarder_ips(settings: Settings, environ: Mapping[str, str] = os.en
     return environ.get("FORWARDED_ALLOW_IPS", "").strip() or LOOPBACK_PROXIES
 
 
+def per_process_state_warning(settings: Settings) -> str | None:
+    """What to warn about when several workers run without Redis; None when one process or
+    Redis keeps revocations, single-use tokens and rate limits whole."""
+    if settings.web_concurrency <= 1 or settings.redis_url:
+        return None
+    return (
+        f"WEB_CONCURRENCY={settings.web_concurrency} without REDIS_URL: revoked tokens, used "
+        "single-use tokens and rate limits are kept per worker, so a logout holds only in the "
+        "worker that served it; set REDIS_URL, or run one worker (the default without it)"
+    )
+
+
 def heartbeat_dir() -> str | None:
     return SHARED_MEMORY_DIR if os.path.isdir(SHARED_MEMORY_DIR) else None
 

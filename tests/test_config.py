@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from app.config import DEV_JWT_SECRET, ConfigError, load_settings, parse_duration, parse_size
+from app.server import per_process_state_warning
 from tests.conftest import REPO_ROOT
 
 PRODUCTION_OK = {
@@ -33,6 +34,26 @@ def test_development_runs_on_embedded_defaults():
     assert (settings.loop_lag_sample_ms, settings.loop_lag_report_s) == (20, 10)
     assert settings.loop_lag_threshold_ms == 50
     assert settings.log_format == "pretty"
+
+
+def test_one_worker_by_default_without_redis_two_with_it_and_an_explicit_count_wins():
+    # Without Redis, revocations and rate limits live in each worker's memory (make run).
+    assert load_settings({"APP_ENV": "development"}).web_concurrency == 1
+    assert load_settings(PRODUCTION_OK).web_concurrency == 2
+    with_redis = {"APP_ENV": "development", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert load_settings(with_redis).web_concurrency == 2
+    explicit = {"APP_ENV": "development", "WEB_CONCURRENCY": "3"}
+    assert load_settings(explicit).web_concurrency == 3
+
+
+def test_several_workers_without_redis_are_warned_about_and_nothing_else_is():
+    lone = load_settings({"APP_ENV": "development"})
+    several = load_settings({"APP_ENV": "development", "WEB_CONCURRENCY": "2"})
+    shared = load_settings({**PRODUCTION_OK, "WEB_CONCURRENCY": "4"})
+    assert per_process_state_warning(lone) is None
+    assert per_process_state_warning(shared) is None
+    warning = per_process_state_warning(several)
+    assert warning is not None and "REDIS_URL" in warning and "logout" in warning
 
 
 def test_production_with_everything_set_is_accepted():

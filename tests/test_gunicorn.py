@@ -43,7 +43,37 @@ def test_gunicorn_serves_register_login_and_me_on_sqlite(tmp_path):
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     logs = server.logs()
     assert "Booting worker" in logs
+    # Two workers and no Redis: the master says what that costs before serving.
+    assert "WEB_CONCURRENCY=2 without REDIS_URL" in logs
     assert STRONG_PASSWORD not in logs and tokens["access_token"] not in logs
+
+
+def test_make_run_serves_one_worker_without_redis_so_a_logout_holds(tmp_path):
+    # As `make run` starts: neither WEB_CONCURRENCY nor REDIS_URL.
+    environment = migrated_sqlite_environment(tmp_path)
+    for name in ("WEB_CONCURRENCY", "REDIS_URL"):
+        environment.pop(name, None)
+    with gunicorn_server(environment, tmp_path / "gunicorn.log") as server:
+        assert len(child_pids(server.process.pid)) == 1
+        credentials = {"email": unique_email(), "password": STRONG_PASSWORD}
+        created = requests.post(f"{server.base_url}/api/v1/users", json=credentials, timeout=10)
+        assert created.status_code == 201, created.text
+        tokens = requests.post(
+            f"{server.base_url}/api/v1/auth/login", json=credentials, timeout=10
+        ).json()["data"]
+        bearer_header = {"Authorization": f"Bearer {tokens['access_token']}"}
+        logout = requests.post(
+            f"{server.base_url}/api/v1/auth/logout", headers=bearer_header, timeout=10
+        )
+        assert logout.status_code == 204, logout.text
+        # Each on a new connection: with two workers some of these reached the other one,
+        # which had not heard of the logout, and answered 200.
+        statuses = [
+            requests.get(f"{server.base_url}/api/v1/users/me", headers=bearer_header, timeout=10)
+            for _ in range(10)
+        ]
+        assert [me.status_code for me in statuses] == [401] * 10
+    assert "without REDIS_URL" not in server.logs()
 
 
 def _rss_mib(pid: int) -> float:

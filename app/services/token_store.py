@@ -1,7 +1,8 @@
 """Where revoked token ids and refresh-token families live: Redis when configured, else memory.
 
 Redis makes a revocation hold across workers and instances; the in-memory store is for
-development and tests without Redis, where one process is all there is.
+development and tests without Redis, where one process is all there is (WEB_CONCURRENCY
+defaults to 1 without REDIS_URL, app/config.py; more workers are warned about at start-up).
 """
 
 from __future__ import annotations
