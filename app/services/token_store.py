@@ -84,6 +84,14 @@ class MemoryTokenStore:
         return None
 
 
+def _revoked_key(jti: str) -> str:
+    return f"{KEY_PREFIX}revoked:{jti}"
+
+
+def _family_key(family_id: str) -> str:
+    return f"{KEY_PREFIX}family:{family_id}"
+
+
 class RedisTokenStore:
     """Fails closed: if Redis cannot say a token is live, the request gets a 503, not access."""
 
@@ -99,27 +107,27 @@ class RedisTokenStore:
             ) from error
 
     def revoke(self, jti: str, ttl_s: int) -> None:
-        self._call(self._redis.set, f"{KEY_PREFIX}revoked:{jti}", 1, max(ttl_s, 1))
+        self._call(self._redis.set, _revoked_key(jti), 1, max(ttl_s, 1))
 
     def is_revoked(self, jti: str) -> bool:
-        return bool(self._call(self._redis.exists, f"{KEY_PREFIX}revoked:{jti}"))
+        return bool(self._call(self._redis.exists, _revoked_key(jti)))
 
     def claim_once(self, jti: str, ttl_s: int) -> bool:
         key = f"{KEY_PREFIX}used:{jti}"
         return bool(self._call(lambda: self._redis.set(key, 1, ex=max(ttl_s, 1), nx=True)))
 
     def revoke_family(self, family_id: str, ttl_s: int) -> None:
-        self._call(self._redis.set, f"{KEY_PREFIX}family:{family_id}", 1, max(ttl_s, 1))
+        self._call(self._redis.set, _family_key(family_id), 1, max(ttl_s, 1))
 
     def is_family_revoked(self, family_id: str) -> bool:
-        return bool(self._call(self._redis.exists, f"{KEY_PREFIX}family:{family_id}"))
+        return bool(self._call(self._redis.exists, _family_key(family_id)))
 
     def is_token_or_family_revoked(self, jti: str, family_id: str | None) -> bool:
         # EXISTS with several keys counts those present: one round trip for both checks.
         return bool(self._call(self._redis.exists, *self.revocation_keys(jti, family_id)))
 
     def revocation_keys(self, jti: str, family_id: str | None) -> list[str]:
-        keys = [f"{KEY_PREFIX}revoked:{jti}"]
+        keys = [_revoked_key(jti)]
         if family_id is not None:
-            keys.append(f"{KEY_PREFIX}family:{family_id}")
+            keys.append(_family_key(family_id))
         return keys
