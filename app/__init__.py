@@ -21,6 +21,7 @@ with collector_paused(freeze_after=True):
 
     from app.config import INSTANCE_DIR, Settings, load_settings
     from app.extensions import Api, db
+    from app.flask_app import SteadfastFlask
     from app.logs import configure_logging
     from app.state import AppState, attach_state
     from app.tracing import init_tracing
@@ -56,7 +57,7 @@ def _build_app(overrides: Mapping[str, str] | None, settings: Settings | None) -
             "Tokens signed with it are forgeable; never run like this in production."
         )
 
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app = SteadfastFlask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.update(_flask_config(settings))
     attach_state(app, _build_state(settings))
     # First: the request span must open before any other hook runs, and the database

@@ -21,6 +21,21 @@ def test_wrong_method_is_a_json_405_with_allow(client):
     assert "POST" in response.headers["Allow"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/users/me", "/api/v1/auth/login", "/health/ready"])
+def test_options_is_a_204_with_allow_and_no_body_to_type(client, path):
+    # Flask's own answer is a 200 with an empty body typed text/html: not JSON (SPEC 2).
+    response = client.options(path)
+    assert response.status_code == 204
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert "GET" in response.headers["Allow"] or "POST" in response.headers["Allow"]
+    assert response.headers["X-Request-ID"]
+
+
+def test_options_on_an_unknown_route_is_a_json_404(client):
+    assert_error_envelope(client.options("/no/such/route"), 404, "not_found")
+
+
 def test_malformed_json_is_a_400(client):
     response = client.post("/api/v1/users", data=b'{"email": ', content_type="application/json")
     assert_error_envelope(response, 400, "bad_request")

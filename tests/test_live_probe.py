@@ -160,7 +160,7 @@ def test_an_early_answer_writes_its_access_line_and_counts_in_the_metrics(proxie
         ("GET", LIVE_PATH + "?verbose=1", {}, 200),
         ("GET", LIVE_PATH + "?a=1&a=2", {}, 400),
         ("POST", LIVE_PATH, {}, 405),
-        ("OPTIONS", LIVE_PATH, {}, 200),
+        ("OPTIONS", LIVE_PATH, {}, 204),
         ("GET", LIVE_PATH + "/", {}, 404),
     ],
 )

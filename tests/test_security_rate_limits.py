@@ -159,7 +159,7 @@ def test_cors_preflights_are_not_counted(make_app, redis_url):
     client = app.test_client()
     preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
     for _ in range(3):
-        assert client.options("/api/v1/users", headers=preflight).status_code == 200
+        assert client.options("/api/v1/users", headers=preflight).status_code == 204
     assert client.get("/api/v1/users/me").status_code == 401
 
 
