@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,10 +56,23 @@ class Server:
 
     def worker_boots(self) -> int:
         """Workers booted so far, the first ones included (max_requests recycles them)."""
-        return self.log_path.read_text(errors="replace").count("Booting worker")
+        return count_worker_boots(self.log_path.read_text(errors="replace"))
 
     def worker_memory(self) -> list[dict[str, float]]:
         return [m for pid in self.worker_pids() if (m := memory_mib(pid)) is not None]
+
+
+_WORKER_BOOT = re.compile(r"Booting worker with pid: (\d+)")
+
+
+def count_worker_boots(log_text: str) -> int:
+    """Distinct workers a gunicorn log says were booted.
+
+    By pid, not by line: a baseline's master runs the project's gunicorn.conf.py to copy its
+    settings, which also routes gunicorn's logger into the app's JSON sink, so each of its
+    lines is written twice (plain and JSON).
+    """
+    return len(set(_WORKER_BOOT.findall(log_text)))
 
 
 # The Docker image runs Python with PYTHONOPTIMIZE=2 (-OO: no docstrings, no asserts); the

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as WsgiResponse
 
 from app.config import DEV_JWT_SECRET
 from app.services.passwords import HASHER
-from benchmarks import report, wrk
+from benchmarks import report, servers, wrk
 from benchmarks.report import Run, TargetCheck
 from benchmarks.run import parse_args as parse_bench_args
 from tests.conftest import REPO_ROOT, bearer
@@ -123,6 +123,22 @@ def test_the_extra_rounds_option_is_read_and_checked():
     assert parse_bench_args(["--extra-rounds", "0"]).extra_rounds == 0
     with pytest.raises(SystemExit):
         parse_bench_args(["--extra-rounds", "-1"])
+
+
+def test_worker_boots_are_counted_by_pid_not_by_log_line():
+    # A baseline's master writes each gunicorn line twice: plain, and JSON through the sink
+    # the project's gunicorn.conf.py installs when its settings are copied.
+    log = "\n".join(
+        [
+            "[2026-12-06 11:58:21 +0000] [10597] [INFO] Booting worker with pid: 10597",
+            '{"message": "Booting worker with pid: 10597", "logger": "gunicorn.error"}',
+            "[2026-12-06 11:58:21 +0000] [10599] [INFO] Booting worker with pid: 10599",
+            '{"message": "Booting worker with pid: 10599", "logger": "gunicorn.error"}',
+            "[2026-12-06 11:59:40 +0000] [10650] [INFO] Booting worker with pid: 10650",
+        ]
+    )
+    assert servers.count_worker_boots(log) == 3
+    assert servers.count_worker_boots("[INFO] Starting gunicorn 27.0.1") == 0
 
 
 def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_data():
