@@ -14,11 +14,14 @@ from app.malloc import release_free_memory
 
 # Recycle a worker after this many requests (plus up to the jitter) so a slow leak cannot
 # grow forever; the jitter keeps the workers from all restarting at the same moment. Each
-# recycle costs a cold start (~0.6 s of CPU, while the other workers carry the load): at 2000
-# a worker serving 500 req/s restarted every 4 s (benchmarks, docs/performance.md: p99 of the
-# 404 route 772 -> 86 ms when raised to 20000).
-MAX_REQUESTS = 20000
-MAX_REQUESTS_JITTER = 2000
+# recycle is a cold start (0.5-1.2 s of CPU, while the other workers carry the load), so the
+# count is set against the rate a worker serves: 2000 restarted a worker at 500 req/s every
+# 4 s (p99 of the 404 route 772 -> 86 ms when raised), and 20000 one answering probes at
+# 2,500 req/s every 8 s (docs/performance.md, findings 2 and 34). Memory stays flat under
+# load (tests/test_soak.py), so the net is for slow leaks in libraries: at 100 bytes a
+# request, 100000 requests bound one to ~10 MiB.
+MAX_REQUESTS = 100_000
+MAX_REQUESTS_JITTER = 10_000
 # Idle keep-alive connections are closed after this many seconds. nginx's upstream
 # keepalive_timeout (deploy/nginx.conf) is shorter, so nginx never reuses a connection
 # gunicorn is closing (which would fail a POST with a 502).
