@@ -25,6 +25,7 @@ from flask_limiter import HeaderNames, Limiter, RequestLimit
 
 from app.config import Settings
 from app.middlewares.paths import PROBE_PATHS
+from app.middlewares.rate_limit_resolution import resolve_limits_once_per_route
 from app.middlewares.rate_limit_storage import SCHEME_PREFIX
 from app.state import settings
 
@@ -170,7 +171,7 @@ def _limiter_for(app_settings: Settings) -> Limiter:
             "socket_timeout": STORAGE_TIMEOUT_S,
             "socket_connect_timeout": STORAGE_TIMEOUT_S,
         }
-    return ExemptFirstLimiter(
+    app_limiter = ExemptFirstLimiter(
         key_func=client_ip,
         # Limits are read per request, so one process can hold apps with different settings.
         application_limits=[lambda: settings().rate_limit_default],
@@ -188,6 +189,8 @@ def _limiter_for(app_settings: Settings) -> Limiter:
         on_breach=_on_breach,
         request_identifier=_request_identifier,
     )
+    resolve_limits_once_per_route(app_limiter)
+    return app_limiter
 
 
 def limiter() -> Limiter:
