@@ -173,7 +173,8 @@ def _limiter_for(app_settings: Settings) -> Limiter:
         }
     app_limiter = ExemptFirstLimiter(
         key_func=client_ip,
-        # Limits are read per request, so one process can hold apps with different settings.
+        # Read from the serving app's settings when a route is first resolved, then kept
+        # (app/middlewares/rate_limit_resolution.py): one Limiter per app, settings fixed.
         application_limits=[lambda: settings().rate_limit_default],
         application_limits_exempt_when=_outside_api,
         storage_uri=storage_uri,
