@@ -59,6 +59,11 @@ def test_secrets_in_free_text_are_redacted():
         "Secret = xyz",
         "AUTHORIZATION=abc",
         "redis://user:s3cret@cache:6379/0",
+        # Not ASCII: the quick check folds case as the substitutions do ("ſ" is an "s", "K"
+        # a "k"), where lower() would leave those letters alone.
+        "café token=abc123",
+        "paſsword=hunter2",
+        "toKen=abc123",
     ],
 )
 def test_every_secret_pattern_passes_the_quick_check_that_skips_plain_text(text):
