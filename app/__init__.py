@@ -20,7 +20,7 @@ with collector_paused(freeze_after=True):
     from redis import Redis
 
     from app.config import INSTANCE_DIR, Settings, load_settings
-    from app.extensions import Api, db
+    from app.extensions import AUTOCOMMIT_BIND, Api, db
     from app.flask_app import SteadfastFlask
     from app.logs import configure_logging
     from app.state import AppState, attach_state
@@ -86,6 +86,7 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "TESTING": settings.app_env == "test",
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.database_url),
+        "SQLALCHEMY_BINDS": _binds(settings.database_url),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "MAX_CONTENT_LENGTH": settings.max_content_length,
         "API_TITLE": "Steadfast",
@@ -119,14 +120,34 @@ def _engine_options(database_url: str) -> dict[str, Any]:
     }
 
 
+def _binds(database_url: str) -> dict[str, Any]:
+    """On PostgreSQL, a second engine on the same database whose connections are opened in
+    autocommit, for work that needs no transaction (app/extensions.py, `Session`).
+
+    Its own pool: a request takes a connection from one pool or the other, never both.
+    Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: its timeouts and pool
+    bounds are passed again here.
+    """
+    if not database_url.startswith("postgresql"):
+        return {}
+    return {
+        AUTOCOMMIT_BIND: {
+            "url": database_url,
+            **_engine_options(database_url),
+            "isolation_level": "AUTOCOMMIT",
+        }
+    }
+
+
 def _bound_database_waits(app: Flask) -> None:
     from app.repositories.connections import bound_database_waits, release_sessions_quietly
     from app.repositories.pool_checks import check_connections_on_checkout
 
     with app.app_context():
-        bound_database_waits(db.engine, DATABASE_WAIT_TIMEOUT_S)
-        if db.engine.dialect.name == "postgresql":
-            check_connections_on_checkout(db.engine)
+        for engine in db.engines.values():
+            bound_database_waits(engine, DATABASE_WAIT_TIMEOUT_S)
+            if engine.dialect.name == "postgresql":
+                check_connections_on_checkout(engine)
     release_sessions_quietly(app, db.session)
 
 

@@ -5,10 +5,13 @@ Flask-Migrate is not among them: it is bound only when `flask db` runs (app/cli.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Api as SmorestApi
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.orm import DeclarativeBase, SessionTransaction
 
 from app.schemas.envelope import ErrorEnvelopeSchema
 
@@ -35,4 +38,42 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# The bind (SQLALCHEMY_BINDS) of an engine whose connections are in autocommit from the moment
+# they are opened: PostgreSQL only (app/__init__.py, `_binds`).
+AUTOCOMMIT_BIND = "autocommit"
+
+
+class Session(FlaskSQLAlchemySession):
+    """Flask-SQLAlchemy's session, which can run one transaction's work on an autocommit engine.
+
+    `begin_in_autocommit` is for work that needs no transaction (a read-only request, a login's
+    SELECT, a registration's INSERT). Its statements go to an engine whose connections were
+    put in autocommit once, when they were opened: switching a pooled connection to autocommit
+    and back cost 3.6 % of the instructions of a `GET /users/me` (docs/performance.md,
+    finding 38). Once that transaction ends (commit, rollback, close), the session picks
+    engines as usual again.
+    """
+
+    _autocommit_engine: Engine | None = None
+
+    def begin_in_autocommit(self, engine: Engine) -> None:
+        self._autocommit_engine = engine
+        try:
+            self.connection()
+        except BaseException:
+            self._autocommit_engine = None
+            raise
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any):
+        if bind is None and self._autocommit_engine is not None:
+            return self._autocommit_engine
+        return super().get_bind(mapper, clause, bind, **kwargs)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _pick_engines_as_usual(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session._autocommit_engine = None
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session})

@@ -9,36 +9,27 @@ from contextlib import contextmanager
 from flask import Flask
 from sqlalchemy import event
 
-from app.extensions import db
+from app import DATABASE_WAIT_TIMEOUT_S
+from app.extensions import AUTOCOMMIT_BIND, db
 from app.models import User
+from app.repositories.connections import BoundedWaitConnection
 from tests.conftest import bearer
+from tests.sql_statements import Statement, has_autocommit_engine, statements_sent, verbs
 
 
 @contextmanager
-def statements_sent(app: Flask) -> Iterator[list[tuple[str, bool]]]:
-    """Each SQL statement the app sends meanwhile, with whether it ran in autocommit."""
-    sent: list[tuple[str, bool]] = []
-
-    def record(connection, cursor, statement, parameters, context, executemany) -> None:
-        in_autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        sent.append((statement.split()[0].upper(), in_autocommit))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+def app_statements(app: Flask) -> Iterator[list[Statement]]:
+    with app.app_context(), statements_sent() as sent:
         yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_get_me_is_one_select_outside_a_transaction(app, client, registered_user):
     # No BEGIN before it and no ROLLBACK after it: two PostgreSQL round trips fewer.
-    with statements_sent(app) as sent:
+    with app_statements(app) as sent:
         response = client.get("/api/v1/users/me", headers=bearer(registered_user["access_token"]))
 
     assert response.status_code == 200
-    assert sent == [("SELECT", True)]
+    assert verbs(sent) == [("SELECT", True)]
 
 
 def test_an_admin_listing_reads_outside_a_transaction_too(app, client, registered_user):
@@ -47,15 +38,15 @@ def test_an_admin_listing_reads_outside_a_transaction_too(app, client, registere
         user.role = "admin"
         db.session.commit()
 
-    with statements_sent(app) as sent:
+    with app_statements(app) as sent:
         response = client.get("/api/v1/users", headers=bearer(registered_user["access_token"]))
 
     assert response.status_code == 200
-    assert sent and all(in_autocommit for _, in_autocommit in sent)
+    assert sent and all(statement.in_autocommit for statement in sent)
 
 
 def test_a_write_after_authentication_keeps_its_transaction(app, client, registered_user):
-    with statements_sent(app) as sent:
+    with app_statements(app) as sent:
         response = client.patch(
             "/api/v1/users/me",
             json={"name": "Renamed"},
@@ -63,5 +54,88 @@ def test_a_write_after_authentication_keeps_its_transaction(app, client, registe
         )
 
     assert response.status_code == 200
-    assert ("UPDATE", False) in sent
-    assert not any(in_autocommit for _, in_autocommit in sent)
+    assert ("UPDATE", False) in verbs(sent)
+    assert not any(statement.in_autocommit for statement in sent)
+    assert all(statement.bind is None for statement in sent)
+
+
+def test_on_postgresql_reads_use_connections_opened_in_autocommit(app, client, registered_user):
+    # Switching a pooled connection to autocommit and back for every request was 3.6 % of its
+    # instructions (docs/performance.md, finding 38): reads take a connection from a pool of
+    # connections opened in autocommit, and the transactional pool is not touched.
+    with app.app_context():
+        if not has_autocommit_engine():
+            assert db.engine.dialect.name == "sqlite"
+            return
+        engines = dict(db.engines)
+    checkouts: list[str | None] = []
+    listeners = []
+    for bind, engine in engines.items():
+
+        def note(dbapi_connection, record, proxy, bind=bind):
+            checkouts.append(bind)
+            # Opened in autocommit; nobody set it per request (no execution option).
+            assert dbapi_connection.autocommit is (bind == AUTOCOMMIT_BIND)
+
+        event.listen(engine, "checkout", note)
+        listeners.append((engine, note))
+    try:
+        for _ in range(3):
+            response = client.get(
+                "/api/v1/users/me", headers=bearer(registered_user["access_token"])
+            )
+            assert response.status_code == 200
+    finally:
+        for engine, note in listeners:
+            event.remove(engine, "checkout", note)
+    assert checkouts == [AUTOCOMMIT_BIND] * 3
+
+
+def test_after_an_autocommitted_write_the_session_is_transactional_again(app, registered_user):
+    from app.repositories import users as users_repository
+
+    user_id = uuid.UUID(registered_user["id"])
+    with app.app_context(), statements_sent() as sent:
+        autocommit_bind = AUTOCOMMIT_BIND if has_autocommit_engine() else None
+        users_repository.read_outside_transaction()
+        user = users_repository.find_by_id(user_id)
+        user.name = "In autocommit"
+        users_repository.commit()
+        user = users_repository.find_by_id(user_id)
+        user.name = "In a transaction"
+        users_repository.commit()
+        db.session.remove()
+        assert users_repository.find_by_id(user_id).name == "In a transaction"
+    first_update, second_update = [s for s in sent if s.verb == "UPDATE"]
+    assert first_update == ("UPDATE", True, autocommit_bind)
+    assert second_update == ("UPDATE", False, None)
+
+
+def test_the_autocommit_engine_has_the_same_timeouts_and_pool_bounds(app):
+    with app.app_context():
+        if not has_autocommit_engine():
+            return
+        engines = dict(db.engines)
+        settings_seen = []
+        for engine in engines.values():
+            with engine.connect() as connection:
+                # The bounded waits of app/repositories/connections.py, on both.
+                driver_connection = connection.connection.driver_connection
+                assert isinstance(driver_connection, BoundedWaitConnection)
+                assert driver_connection.wait_timeout_s == DATABASE_WAIT_TIMEOUT_S
+                settings_seen.append(
+                    tuple(
+                        connection.exec_driver_sql(f"SHOW {name}").scalar()
+                        for name in (
+                            "statement_timeout",
+                            "idle_in_transaction_session_timeout",
+                            "application_name",
+                        )
+                    )
+                )
+    assert settings_seen[0] == settings_seen[1]
+    assert settings_seen[0][0] == "5s"
+    pools = [engine.pool for engine in engines.values()]
+    assert {(pool.size(), pool._max_overflow, pool._timeout, pool._recycle) for pool in pools} == {
+        (5, 5, 5, 1800)
+    }

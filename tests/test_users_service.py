@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import jwt
 import pytest
-from sqlalchemy import event
 
 from app.errors import ConflictError, ForbiddenError, UnauthorizedError, ValidationError
 from app.extensions import db
@@ -17,6 +13,7 @@ from app.repositories import users as users_repository
 from app.services import auth, tokens, users
 from app.state import settings
 from tests.conftest import STRONG_PASSWORD, unique_email
+from tests.sql_statements import statements_sent, verbs
 
 pytestmark = pytest.mark.usefixtures("app_context")
 
@@ -119,22 +116,6 @@ def test_login_rehashes_a_hash_with_old_parameters():
     assert "m=19456,t=2,p=1" in users_repository.find_by_email(email).password_hash
 
 
-@contextmanager
-def statements_sent() -> Iterator[list[tuple[str, bool]]]:
-    """Each SQL statement sent meanwhile, with whether its connection was in autocommit."""
-    sent: list[tuple[str, bool]] = []
-
-    def record(connection, cursor, statement, parameters, context, executemany) -> None:
-        in_autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        sent.append((statement.split()[0].upper(), in_autocommit))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def test_registration_is_one_insert_and_the_new_user_needs_no_reload(monkeypatch):
     # Without Redis the welcome job would run inline, with statements of its own.
     queued = []
@@ -146,7 +127,7 @@ def test_registration_is_one_insert_and_the_new_user_needs_no_reload(monkeypatch
         assert (user.id, user.email, user.role, user.is_active) is not None
         assert user.created_at.tzinfo is not None and user.name == "Ann"
     # No look-up first, no BEGIN or COMMIT round trip: one autocommitted INSERT.
-    assert sent == [("INSERT", True)]
+    assert verbs(sent) == [("INSERT", True)]
     assert queued == [user.id]
 
 
@@ -156,7 +137,7 @@ def test_login_reads_the_user_with_one_statement_outside_a_transaction():
     db.session.remove()
     with statements_sent() as sent:
         auth.login(email, STRONG_PASSWORD)
-    assert sent == [("SELECT", True)]
+    assert verbs(sent) == [("SELECT", True)]
 
 
 def test_a_session_with_work_under_way_keeps_its_transaction_for_registration(monkeypatch):
@@ -165,7 +146,7 @@ def test_a_session_with_work_under_way_keeps_its_transaction_for_registration(mo
     other.name = "Changed"  # pending: the next write must commit both together
     with statements_sent() as sent:
         users.register(unique_email(), STRONG_PASSWORD)
-    assert sent and not any(in_autocommit for _, in_autocommit in sent)
+    assert sent and not any(statement.in_autocommit for statement in sent)
     db.session.remove()
     assert users_repository.find_by_id(other.id).name == "Changed"
 

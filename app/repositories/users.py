@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, false, func, or_, select, update
 from sqlalchemy import delete as delete_statement
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.extensions import AUTOCOMMIT_BIND, db
 from app.models import OneTimeToken, User
 from app.repositories.errors import DuplicateError
 
@@ -27,7 +27,8 @@ def find_by_email(normalised_email: str) -> User | None:
 
 
 def _autocommit_unless_under_way() -> None:
-    """Run the session's statements in autocommit until it ends, unless work is under way.
+    """Run the session's statements in autocommit until its transaction ends, unless work is
+    under way.
 
     For work that is one statement (a login's SELECT, a registration's INSERT), a transaction
     only adds round trips: with psycopg 3, BEGIN and the closing COMMIT or ROLLBACK are each
@@ -36,7 +37,13 @@ def _autocommit_unless_under_way() -> None:
     written, keeps its transaction.
     """
     session = db.session()
-    if not (session.in_transaction() or session.new or session.dirty or session.deleted):
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        return
+    autocommit_engine = db.engines.get(AUTOCOMMIT_BIND)
+    if autocommit_engine is not None:
+        session.begin_in_autocommit(autocommit_engine)
+    else:
+        # SQLite (development, tests): this one connection switches, and back when returned.
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
