@@ -122,7 +122,7 @@ def _engine_options(database_url: str) -> dict[str, Any]:
 
 def _binds(database_url: str) -> dict[str, Any]:
     """On PostgreSQL, a second engine on the same database whose connections are opened in
-    autocommit, for work that needs no transaction (app/extensions.py, `Session`).
+    autocommit, for work that needs no transaction (app/extensions.py, `AutocommitCapableSession`).
 
     Its own pool: a request takes a connection from one pool or the other, never both.
     Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: its timeouts and pool

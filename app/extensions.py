@@ -10,7 +10,7 @@ from typing import Any
 from flask_smorest import Api as SmorestApi
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, SessionTransaction
 
 from app.schemas.envelope import ErrorEnvelopeSchema
@@ -43,7 +43,7 @@ class Base(DeclarativeBase):
 AUTOCOMMIT_BIND = "autocommit"
 
 
-class Session(FlaskSQLAlchemySession):
+class AutocommitCapableSession(FlaskSQLAlchemySession):
     """Flask-SQLAlchemy's session, which can run one transaction's work on an autocommit engine.
 
     `begin_in_autocommit` is for work that needs no transaction (a read-only request, a login's
@@ -64,16 +64,20 @@ class Session(FlaskSQLAlchemySession):
             self._autocommit_engine = None
             raise
 
-    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any):
+    def get_bind(
+        self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any
+    ) -> Engine | Connection:
         if bind is None and self._autocommit_engine is not None:
             return self._autocommit_engine
         return super().get_bind(mapper, clause, bind, **kwargs)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _pick_engines_as_usual(session: Session, transaction: SessionTransaction) -> None:
+@event.listens_for(AutocommitCapableSession, "after_transaction_end")
+def _pick_engines_as_usual(
+    session: AutocommitCapableSession, transaction: SessionTransaction
+) -> None:
     if transaction.parent is None:
         session._autocommit_engine = None
 
 
-db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
+db = SQLAlchemy(model_class=Base, session_options={"class_": AutocommitCapableSession})
