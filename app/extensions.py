@@ -44,19 +44,24 @@ AUTOCOMMIT_BIND = "autocommit"
 
 
 class AutocommitCapableSession(FlaskSQLAlchemySession):
-    """Flask-SQLAlchemy's session, which can run one transaction's work on an autocommit engine.
+    """Flask-SQLAlchemy's session, which can run one transaction's work in autocommit.
 
     `begin_in_autocommit` is for work that needs no transaction (a read-only request, a login's
-    SELECT, a registration's INSERT). Its statements go to an engine whose connections were
-    put in autocommit once, when they were opened: switching a pooled connection to autocommit
-    and back cost 3.6 % of the instructions of a `GET /users/me` (docs/performance.md,
-    finding 38). Once that transaction ends (commit, rollback, close), the session picks
-    engines as usual again.
+    SELECT, a registration's INSERT). Where the app has the autocommit bind (PostgreSQL), its
+    statements go to that engine, whose connections were put in autocommit once, when they
+    were opened: switching a pooled connection to autocommit and back cost 3.6 % of the
+    instructions of a `GET /users/me` (docs/performance.md, finding 38). Elsewhere (SQLite)
+    the one connection switches, and back when it is returned. Once that transaction ends
+    (commit, rollback, close), the session picks engines as usual again.
     """
 
     _autocommit_engine: Engine | None = None
 
-    def begin_in_autocommit(self, engine: Engine) -> None:
+    def begin_in_autocommit(self) -> None:
+        engine = self._db.engines.get(AUTOCOMMIT_BIND)
+        if engine is None:
+            self.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return
         self._autocommit_engine = engine
         try:
             self.connection()

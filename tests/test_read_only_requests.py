@@ -12,6 +12,7 @@ from sqlalchemy import event
 from app import DATABASE_WAIT_TIMEOUT_S
 from app.extensions import AUTOCOMMIT_BIND, db
 from app.models import User
+from app.repositories import users as users_repository
 from app.repositories.connections import BoundedWaitConnection
 from tests.conftest import bearer
 from tests.sql_statements import Statement, has_autocommit_engine, statements_sent, verbs
@@ -92,8 +93,6 @@ def test_on_postgresql_reads_use_connections_opened_in_autocommit(app, client, r
 
 
 def test_after_an_autocommitted_write_the_session_is_transactional_again(app, registered_user):
-    from app.repositories import users as users_repository
-
     user_id = uuid.UUID(registered_user["id"])
     with app.app_context(), statements_sent() as sent:
         autocommit_bind = AUTOCOMMIT_BIND if has_autocommit_engine() else None

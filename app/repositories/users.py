@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, false, func, or_, select, update
 from sqlalchemy import delete as delete_statement
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import AUTOCOMMIT_BIND, db
+from app.extensions import db
 from app.models import OneTimeToken, User
 from app.repositories.errors import DuplicateError
 
@@ -39,12 +39,7 @@ def _autocommit_unless_under_way() -> None:
     session = db.session()
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         return
-    autocommit_engine = db.engines.get(AUTOCOMMIT_BIND)
-    if autocommit_engine is not None:
-        session.begin_in_autocommit(autocommit_engine)
-    else:
-        # SQLite (development, tests): this one connection switches, and back when returned.
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.begin_in_autocommit()
 
 
 def read_outside_transaction() -> None:
