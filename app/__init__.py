@@ -82,11 +82,12 @@ def _build_app(overrides: Mapping[str, str] | None, settings: Settings | None) -
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
+    engine_options = _engine_options(settings.database_url)
     return {
         "TESTING": settings.app_env == "test",
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.database_url),
-        "SQLALCHEMY_BINDS": _binds(settings.database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "SQLALCHEMY_BINDS": _binds(settings.database_url, engine_options),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "MAX_CONTENT_LENGTH": settings.max_content_length,
         "API_TITLE": "Steadfast",
@@ -120,22 +121,19 @@ def _engine_options(database_url: str) -> dict[str, Any]:
     }
 
 
-def _binds(database_url: str) -> dict[str, Any]:
+def _binds(database_url: str, engine_options: dict[str, Any]) -> dict[str, Any]:
     """On PostgreSQL, a second engine on the same database whose connections are opened in
-    autocommit, for work that needs no transaction (app/extensions.py, `AutocommitCapableSession`).
+    autocommit, for work that needs no transaction (app/extensions.py,
+    `AutocommitCapableSession`).
 
     Its own pool: a request takes a connection from one pool or the other, never both.
-    Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: its timeouts and pool
-    bounds are passed again here.
+    Flask-SQLAlchemy gives a bind none of SQLALCHEMY_ENGINE_OPTIONS: the default engine's
+    timeouts and pool bounds are passed again here.
     """
     if not database_url.startswith("postgresql"):
         return {}
     return {
-        AUTOCOMMIT_BIND: {
-            "url": database_url,
-            **_engine_options(database_url),
-            "isolation_level": "AUTOCOMMIT",
-        }
+        AUTOCOMMIT_BIND: {"url": database_url, **engine_options, "isolation_level": "AUTOCOMMIT"}
     }
 
 
