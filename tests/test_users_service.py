@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import jwt
 import pytest
 
@@ -53,6 +55,18 @@ def test_repository_finds_by_email_and_id():
     assert users_repository.find_by_email(user.email).id == user.id
     assert users_repository.find_by_id(user.id).email == user.email
     assert users_repository.find_by_email("nobody@example.com") is None
+    assert users_repository.find_by_id(uuid.uuid4()) is None
+
+
+def test_repository_find_by_id_returns_the_held_user_with_its_pending_change():
+    user = users.register(unique_email(), STRONG_PASSWORD)
+    held = users_repository.find_by_id(user.id)
+    held.name = "Pending"
+    found = users_repository.find_by_id(user.id)
+    assert found is held
+    assert found.name == "Pending"
+    db.session.rollback()
+    assert users_repository.find_by_id(user.id).name is None
 
 
 def test_login_returns_a_typed_hs256_token_pair():

@@ -12,14 +12,22 @@ from app.extensions import db
 from app.models import OneTimeToken, User
 from app.repositories.errors import DuplicateError
 
+# Built once: SQLAlchemy memoises a statement's cache key on the object, so every look-up
+# skips rebuilding the expression and its key. By email: about 0.13 ms of CPU a login. By id:
+# `Session.get` builds its select and key on each call, about 0.12 ms of every authenticated
+# request (finding 40), where this runs one prebuilt statement.
+_SELECT_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_SELECT_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+
 
 def find_by_id(user_id: uuid.UUID) -> User | None:
-    return db.session.get(User, user_id)
+    """The user with this id, always queried.
 
-
-# Built once: SQLAlchemy memoises a statement's cache key on the object, so every login
-# skips rebuilding the expression and its key (about 0.13 ms of CPU a call, measured).
-_SELECT_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+    Unlike `Session.get`, a user the session already holds costs a query too (pending changes
+    are flushed first, and the object held is what comes back); no caller looks the same user
+    up twice in a request on its hot path.
+    """
+    return db.session.execute(_SELECT_BY_ID, {"user_id": user_id}).scalar_one_or_none()
 
 
 def find_by_email(normalised_email: str) -> User | None:
