@@ -156,6 +156,26 @@ def test_cors_echoes_an_allowed_origin_with_credentials(make_app):
     assert "Origin" in response.headers["Vary"]
 
 
+def test_cors_with_one_allowed_origin_still_varies_on_origin(make_app):
+    # With one origin flask-cors leaves Vary out, yet the answer differs by Origin: a shared
+    # cache must not hand the allowed origin a response stored for another client.
+    client = make_app(CORS_ORIGINS=ALLOWED_ORIGIN).test_client()
+    # A 200 (after-request hooks) and a 401 (flask-cors's error-handler path).
+    for path in ("/api/openapi.json", "/api/v1/users/me"):
+        for headers in ({"Origin": ALLOWED_ORIGIN}, {"Origin": "https://evil.example"}, {}):
+            response = client.get(path, headers=headers)
+            assert response.headers.getlist("Vary") == ["Origin"], (path, headers)
+    allowed = client.get("/api/openapi.json", headers={"Origin": ALLOWED_ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_cors_with_two_allowed_origins_sends_one_vary_origin(make_app):
+    client = _cors_client(make_app)
+    for path in ("/api/openapi.json", "/api/v1/users/me"):
+        response = client.get(path, headers={"Origin": ALLOWED_ORIGIN})
+        assert response.headers.getlist("Vary") == ["Origin"], path
+
+
 def test_cors_gives_no_cors_headers_to_any_other_origin(make_app):
     response = _cors_client(make_app).get(
         "/api/v1/users/me", headers={"Origin": "https://evil.example"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask, Response, request
@@ -47,6 +48,7 @@ CORS_EXPOSED_HEADERS = [
 CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
 # The paths CORS answers on (a regex flask-cors matches from the start of the path).
 CORS_RESOURCES = r"/api/*"
+_CORS_PATHS = re.compile(CORS_RESOURCES)
 CORS_PREFLIGHT_MAX_AGE_S = 600
 
 
@@ -128,10 +130,23 @@ def init_security_headers(app: Flask, settings: Settings) -> None:
     )
 
 
+def _vary_on_origin(response: Response) -> Response:
+    # flask-cors adds `Vary: Origin` only when more than one origin is configured. With one,
+    # the response still depends on the request's Origin (the allowed origin gets
+    # Access-Control-Allow-Origin, any other request none), so a shared cache must key on it
+    # (Fetch standard, "CORS protocol and HTTP caches"). Werkzeug's set keeps one Origin.
+    if _CORS_PATHS.match(request.path):
+        response.vary.add("Origin")
+    return response
+
+
 def init_cors(app: Flask, settings: Settings) -> None:
     """CORS for the explicit CORS_ORIGINS only; any other origin gets no CORS headers at all."""
     if not settings.cors_origins:
         return
+    # Registered before flask-cors's hook, so it runs after it (Flask runs them in reverse)
+    # and finds a Vary that flask-cors wrote.
+    app.after_request(_vary_on_origin)
     CORS(
         app,
         resources={CORS_RESOURCES: {"origins": list(settings.cors_origins)}},
