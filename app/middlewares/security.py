@@ -132,9 +132,10 @@ def init_security_headers(app: Flask, settings: Settings) -> None:
 
 def _vary_on_origin(response: Response) -> Response:
     # flask-cors adds `Vary: Origin` only when more than one origin is configured. With one,
-    # the response still depends on the request's Origin (the allowed origin gets
-    # Access-Control-Allow-Origin, any other request none), so a shared cache must key on it
-    # (Fetch standard, "CORS protocol and HTTP caches"). Werkzeug's set keeps one Origin.
+    # the response still depends on the request's Origin (Access-Control-Allow-Origin for the
+    # allowed origin and, flask-cors's default, for a request without one; none for any other
+    # origin), so a shared cache must key on it (Fetch standard, "CORS protocol and HTTP
+    # caches"). Werkzeug's header set keeps one Origin.
     if _CORS_PATHS.match(request.path):
         response.vary.add("Origin")
     return response
