@@ -176,6 +176,26 @@ def test_cors_with_two_allowed_origins_sends_one_vary_origin(make_app):
         assert response.headers.getlist("Vary") == ["Origin"], path
 
 
+@pytest.mark.parametrize(
+    ("vary_of_the_view", "expected"),
+    [
+        ("Accept-Encoding", "Accept-Encoding, Origin"),
+        ("accept-language, origin", "accept-language, origin"),
+        ("Accept, ORIGIN ", "Accept, ORIGIN "),
+    ],
+)
+def test_cors_adds_origin_to_a_vary_the_view_set_once(make_app, vary_of_the_view, expected):
+    app = make_app(CORS_ORIGINS=ALLOWED_ORIGIN)
+
+    @app.get("/api/v1/_test/varies")
+    def varies() -> tuple[dict, int, dict]:
+        return {"ok": True}, 200, {"Vary": vary_of_the_view}
+
+    for headers in ({"Origin": ALLOWED_ORIGIN}, {}):
+        response = app.test_client().get("/api/v1/_test/varies", headers=headers)
+        assert response.headers.getlist("Vary") == [expected], headers
+
+
 def test_cors_gives_no_cors_headers_to_any_other_origin(make_app):
     response = _cors_client(make_app).get(
         "/api/v1/users/me", headers={"Origin": "https://evil.example"}

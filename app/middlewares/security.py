@@ -135,9 +135,16 @@ def _vary_on_origin(response: Response) -> Response:
     # the response still depends on the request's Origin (Access-Control-Allow-Origin for the
     # allowed origin and, flask-cors's default, for a request without one; none for any other
     # origin), so a shared cache must key on it (Fetch standard, "CORS protocol and HTTP
-    # caches"). Werkzeug's header set keeps one Origin.
-    if _CORS_PATHS.match(request.path):
-        response.vary.add("Origin")
+    # caches").
+    if not _CORS_PATHS.match(request.path):
+        return response
+    # Read and written as text: `response.vary` parses the header into a HeaderSet and writes it
+    # back through a callback, about 2 % of a `GET /users/me`'s CPU (finding 42).
+    vary = response.headers.get("Vary")
+    if vary is None:
+        response.headers.add("Vary", "Origin")
+    elif "origin" not in [item.strip().lower() for item in vary.split(",")]:
+        response.headers["Vary"] = f"{vary}, Origin"
     return response
 
 
