@@ -71,6 +71,23 @@ def test_a_successful_response_carries_ratelimit_headers_but_no_retry_after(make
     assert response.headers["RateLimit-Limit"] == "5"
     assert response.headers["RateLimit-Remaining"] == "4"
     assert "Retry-After" not in response.headers
+    assert "X-Steadfast-Limiter-Retry-After" not in response.headers
+    for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+        assert len(response.headers.getlist(name)) == 1, name
+
+
+def test_ratelimit_headers_a_view_wrote_are_replaced_not_repeated(make_app, redis_url):
+    app = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_DEFAULT="7 per hour")
+
+    @app.get("/api/v1/_test/own-ratelimit-header")
+    def own_ratelimit_header() -> tuple[dict, int, dict]:
+        return {"ok": True}, 200, {"ratelimit-limit": "999"}
+
+    response = app.test_client().get("/api/v1/_test/own-ratelimit-header")
+    assert response.status_code == 200
+    assert response.headers.getlist("RateLimit-Limit") == ["7"]
+    assert response.headers.getlist("RateLimit-Remaining") == ["6"]
+    assert 0 < int(response.headers["RateLimit-Reset"]) <= 3601
 
 
 def test_register_and_login_share_the_auth_limit_per_ip(make_app, redis_url):
