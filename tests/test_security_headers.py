@@ -72,6 +72,14 @@ def test_a_docs_path_response_carries_the_docs_csp_without_inline_allowances(cli
     assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
+def test_api_and_docs_responses_keep_their_own_csp_whatever_came_before(client):
+    # The API's CSP value is rendered once and kept; the docs page's is not that one.
+    for _ in range(2):
+        assert client.get("/api/v1/users/me").headers["Content-Security-Policy"] == API_CSP
+        docs_csp = client.get("/api/docs/anything").headers["Content-Security-Policy"]
+        assert docs_csp.startswith("default-src 'none'; script-src 'self';")
+
+
 def test_production_redirects_plain_http_to_https_with_a_json_308(production_app):
     client = production_app().test_client()
     response = client.post("/api/v1/auth/login?next=1", json={})
