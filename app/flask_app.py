@@ -32,12 +32,12 @@ class SteadfastFlask(Flask):
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         # Flask asks this of every hook and view on every request (22 times for a
         # GET /users/me), and `inspect.iscoroutinefunction` takes about six Python calls to
-        # answer it; a function or a bound method states it in its code flags: -1.3 % of the
+        # answer it; a function or a bound method states it in its code flags: -1.1 % of the
         # instructions of that request (docs/performance.md, finding 42). Anything else
         # (partials, callable objects, coroutine functions and functions marked as such)
-        # gets Flask's own answer.
-        # The marker is looked for in __dict__: a failed getattr on a bound method builds an
-        # AttributeError and its message first, which cost most of what this saves.
+        # gets Flask's own answer. The mark is looked for in __dict__ because a failed
+        # getattr on a bound method builds an AttributeError and its message first, which
+        # cost most of what this saves.
         code = getattr(func, "__code__", None)
         if (
             code is not None
