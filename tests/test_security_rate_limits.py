@@ -497,3 +497,85 @@ def test_without_redis_for_the_limiter_the_token_store_is_asked_as_before(make_a
     assert client.post("/api/v1/auth/logout", headers=bearer(access)).status_code == 204
     refused = client.get("/api/v1/users/me", headers=bearer(access))
     assert_error_envelope(refused, 401, "unauthorized")
+
+
+def test_each_ratelimit_header_is_written_once_by_the_one_header_hook(make_app, redis_url):
+    from flask_limiter import Limiter
+
+    app = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_DEFAULT="9 per hour")
+    hooks = app.after_request_funcs[None]
+    stock_writer = Limiter._Limiter__inject_headers
+    assert not [hook for hook in hooks if getattr(hook, "func", None) is stock_writer]
+    # First in the list: it runs after every other after-request hook.
+    assert hooks[0] == app.extensions["steadfast_limiter"]._write_ratelimit_headers
+
+    before = int(time.time())
+    response = app.test_client().get("/api/v1/users/me")
+    assert response.status_code == 401
+    for name in ("Limit", "Remaining", "Reset"):
+        assert len(response.headers.getlist(f"RateLimit-{name}")) == 1, name
+        assert len(response.headers.getlist(f"X-RateLimit-{name}")) == 1, name
+    assert response.headers["X-RateLimit-Limit"] == response.headers["RateLimit-Limit"] == "9"
+    assert response.headers["X-RateLimit-Remaining"] == "8"
+    reset_at = int(response.headers["X-RateLimit-Reset"])
+    assert before < reset_at <= int(time.time()) + 3601
+    assert abs(int(response.headers["RateLimit-Reset"]) - (reset_at - int(time.time()))) <= 1
+    assert "Retry-After" not in response.headers
+
+
+def test_a_retry_after_already_on_a_429_counts_when_it_is_later(make_app, redis_url):
+    from werkzeug.http import http_date
+
+    from app.middlewares.rate_limits import _retry_at
+
+    now = time.time()
+    assert _retry_at(None, now) == 0
+    assert _retry_at("120", now) == int(now) + 120
+    assert _retry_at(http_date(int(now) + 7200), now) == int(now) + 7200
+    assert _retry_at("soon", now) == 0
+
+    app = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_DEFAULT="1 per minute")
+
+    @app.get("/api/v1/_test/busy")
+    def busy() -> tuple[dict, int, dict]:
+        return {"busy": True}, 429, {"Retry-After": "7200"}
+
+    client = app.test_client()
+    # Within the limit, the view's own 429 keeps its later Retry-After (one header, not two).
+    response = client.get("/api/v1/_test/busy")
+    assert response.headers.getlist("Retry-After") in (["7200"], ["7199"])
+    # Beyond it, the limiter's 429 names the end of its window.
+    limited = client.get("/api/v1/_test/busy")
+    _assert_rate_limited(limited)
+    assert 0 < int(limited.headers["Retry-After"]) <= 61
+
+
+def test_a_storage_error_while_writing_the_headers_moves_the_limiter_to_memory(
+    make_app, redis_url, log_records, monkeypatch
+):
+    from flask_limiter import RequestLimit
+
+    app = _limited_app(make_app, REDIS_URL=redis_url, RATE_LIMIT_DEFAULT="5 per hour")
+    stock_window = RequestLimit.window
+    failures = iter([redis.ConnectionError("Redis went away")])
+
+    def window_failing_once(request_limit: RequestLimit):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return stock_window.fget(request_limit)
+
+    monkeypatch.setattr(RequestLimit, "window", property(window_failing_once))
+    response = app.test_client().get("/api/v1/users/me")
+    assert response.status_code == 401
+    assert len(_fallback_warnings(log_records)) == 1
+    assert response.headers["RateLimit-Limit"] == "5"
+    assert response.headers.getlist("X-RateLimit-Limit") == ["5"]
+
+
+def test_a_flask_limiter_without_its_known_header_hook_fails_at_start_up(make_app, monkeypatch):
+    from app.middlewares import rate_limits
+
+    monkeypatch.setattr(rate_limits, "_STOCK_HEADER_WRITER", object())
+    with pytest.raises(RuntimeError, match="header hook was not found"):
+        make_app()
