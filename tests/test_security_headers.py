@@ -80,6 +80,45 @@ def test_api_and_docs_responses_keep_their_own_csp_whatever_came_before(client):
         assert docs_csp.startswith("default-src 'none'; script-src 'self';")
 
 
+def test_security_headers_a_view_wrote_are_replaced_once_not_repeated(client, app):
+    @app.get("/api/v1/_test/own-security-headers")
+    def own_security_headers() -> tuple[dict, int, list[tuple[str, str]]]:
+        own = [("x-frame-options", "SAMEORIGIN"), ("X-Frame-Options", "ALLOW-FROM x")]
+        return {"ok": True}, 200, [*own, ("Referrer-Policy", "origin"), ("X-Kept", "1")]
+
+    for _ in range(2):  # the first response captures talisman's headers, the second reuses them
+        response = client.get("/api/v1/_test/own-security-headers")
+        assert response.status_code == 200
+        _assert_api_security_headers(response)
+        for name in ("X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
+            assert len(response.headers.getlist(name)) == 1, name
+        assert response.headers["X-Kept"] == "1"
+
+
+def test_a_view_with_its_own_talisman_options_gets_them(client, app):
+    # What flask-talisman's per-view decorator leaves on the view.
+    def framed() -> dict:
+        return {"ok": True}
+
+    framed.talisman_view_options = {"frame_options": "SAMEORIGIN"}  # type: ignore[attr-defined]
+    app.add_url_rule("/api/v1/_test/framed", view_func=framed)
+
+    assert client.get("/api/v1/_test/framed").headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert client.get("/api/v1/users/me").headers["X-Frame-Options"] == "DENY"
+
+
+def test_https_and_plain_http_responses_keep_their_own_security_headers(production_app):
+    client = production_app().test_client()
+    for _ in range(2):
+        plain = client.get("/api/v1/users/me")
+        assert plain.status_code == 308
+        assert "Strict-Transport-Security" not in plain.headers
+        _assert_api_security_headers(plain)
+        secure = client.get("/api/v1/users/me", base_url="https://api.example")
+        assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+        _assert_api_security_headers(secure)
+
+
 def test_production_redirects_plain_http_to_https_with_a_json_308(production_app):
     client = production_app().test_client()
     response = client.post("/api/v1/auth/login?next=1", json={})
