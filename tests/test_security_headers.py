@@ -271,3 +271,74 @@ def test_cors_preflight_is_answered_and_cached(make_app):
 def test_without_cors_origins_no_origin_gets_cors_headers(client):
     response = client.get("/api/v1/users/me", headers={"Origin": ALLOWED_ORIGIN})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def _cors_view(response) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in response.headers
+        if name.startswith("Access-Control-") or name == "Vary"
+    ]
+
+
+def test_memoised_cors_answers_exactly_as_flask_cors_does(make_app, monkeypatch):
+    from app.middlewares import security
+
+    settings = {"CORS_ORIGINS": f"{ALLOWED_ORIGIN},https://admin.example"}
+    memoised = make_app(**settings)
+    monkeypatch.setattr(security, "memoised_cors", lambda stock_hook: stock_hook)
+    stock = make_app(**settings)
+    (memo,) = [hook.memo for hook in memoised.after_request_funcs[None] if hasattr(hook, "memo")]
+    assert not [hook for hook in stock.after_request_funcs[None] if hasattr(hook, "memo")]
+
+    @memoised.get("/api/v1/_test/plain")
+    @stock.get("/api/v1/_test/plain")
+    def plain() -> dict:
+        return {"ok": True}
+
+    private_network = {"Access-Control-Request-Private-Network": "true"}
+    requests = [
+        ("GET", path, headers)
+        for path in ("/api/v1/_test/plain", "/api/v1/users/me", "/api/openapi.json", "/health")
+        for headers in (
+            {"Origin": ALLOWED_ORIGIN},
+            {"Origin": "https://admin.example"},
+            {"Origin": "https://evil.example"},
+            {"Origin": ""},
+            {},
+            {"Origin": ALLOWED_ORIGIN, **private_network},
+        )
+    ]
+    requests.append(
+        (
+            "OPTIONS",
+            "/api/v1/users",
+            {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"},
+        )
+    )
+    for _ in range(2):  # the first round fills the memo, the second answers from it
+        for method, path, headers in requests:
+            expected = stock.test_client().open(path, method=method, headers=headers)
+            actual = memoised.test_client().open(path, method=method, headers=headers)
+            assert actual.status_code == expected.status_code, (method, path, headers)
+            assert _cors_view(actual) == _cors_view(expected), (method, path, headers)
+    assert set(memo) == {ALLOWED_ORIGIN, "https://admin.example", "https://evil.example", ""}
+    allowed = memoised.test_client().get("/api/v1/_test/plain", headers={"Origin": ALLOWED_ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_the_cors_memo_keeps_a_bounded_number_of_origins(make_app):
+    from app.middlewares.security import CORS_MEMO_MAX_ORIGINS
+
+    app = make_app(CORS_ORIGINS=ALLOWED_ORIGIN)
+    (memo,) = [hook.memo for hook in app.after_request_funcs[None] if hasattr(hook, "memo")]
+    client = app.test_client()
+    for number in range(CORS_MEMO_MAX_ORIGINS + 20):
+        origin = f"https://client-{number}.example"
+        response = client.get("/api/openapi.json", headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in response.headers
+    assert len(memo) == CORS_MEMO_MAX_ORIGINS
+    # Past the bound, an allowed origin is still answered (worked out each time).
+    response = client.get("/api/openapi.json", headers={"Origin": ALLOWED_ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert response.headers.getlist("Vary") == ["Origin"]
