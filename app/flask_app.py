@@ -1,5 +1,5 @@
-"""The Flask class of the app: Flask's own, but for what an automatic OPTIONS answers and how
-it tells a coroutine function from a plain one."""
+"""The Flask class of the app: Flask's own, but for what an automatic OPTIONS answers, how it
+tells a coroutine function from a plain one, and its response class (app/responses.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from inspect import CO_COROUTINE
 from typing import Any
 
 from flask import Flask, Response
+
+from app.responses import SteadfastResponse
 
 # What `inspect.markcoroutinefunction` (Python 3.12+) sets on a function it marks.
 _COROUTINE_MARKER = "_is_coroutine_marker"
@@ -21,6 +23,8 @@ class SteadfastFlask(Flask):
     would not be JSON (SPEC section 2). A CORS preflight gets the same 204, with the headers
     flask-cors adds; browsers accept any 2xx for a preflight.
     """
+
+    response_class = SteadfastResponse
 
     def make_default_options_response(self) -> Response:
         response = super().make_default_options_response()
