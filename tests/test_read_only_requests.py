@@ -138,3 +138,55 @@ def test_the_autocommit_engine_has_the_same_timeouts_and_pool_bounds(app):
     assert {(pool.size(), pool._max_overflow, pool._timeout, pool._recycle) for pool in pools} == {
         (5, 5, 5, 1800)
     }
+
+
+@contextmanager
+def sql_sent(app: Flask) -> Iterator[list[str]]:
+    texts: list[str] = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        texts.append(statement)
+
+    with app.app_context():
+        engines = list(db.engines.values())
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield texts
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def test_an_authenticated_read_does_not_load_the_password_hash(app, client, registered_user):
+    with sql_sent(app) as texts:
+        response = client.get("/api/v1/users/me", headers=bearer(registered_user["access_token"]))
+    assert response.status_code == 200
+    (select,) = [text for text in texts if text.lstrip().upper().startswith("SELECT")]
+    assert "users.email" in select and "password_hash" not in select
+
+
+def test_a_password_check_loads_the_hash_when_it_needs_it(app, client, registered_user):
+    from tests.conftest import STRONG_PASSWORD
+
+    headers = bearer(registered_user["access_token"])
+    new_password = STRONG_PASSWORD + " and more"
+    with sql_sent(app) as texts:
+        wrong = client.post(
+            "/api/v1/users/me/password",
+            json={"current_password": "not the password at all", "new_password": new_password},
+            headers=headers,
+        )
+    assert wrong.status_code == 401
+    assert [text for text in texts if "password_hash" in text and "SELECT" in text.upper()]
+
+    changed = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": STRONG_PASSWORD, "new_password": new_password},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    login = client.post(
+        "/api/v1/auth/login", json={"email": registered_user["email"], "password": new_password}
+    )
+    assert login.status_code == 200
