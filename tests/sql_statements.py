@@ -37,8 +37,9 @@ def has_autocommit_engine() -> bool:
 
 
 @contextmanager
-def statements_sent() -> Iterator[list[Statement]]:
-    """Each statement sent meanwhile on any of the app's engines (call in an app context)."""
+def statements_sent(texts: list[str] | None = None) -> Iterator[list[Statement]]:
+    """Each statement sent meanwhile on any of the app's engines (call in an app context);
+    their SQL is appended to `texts` too, when given."""
     sent: list[Statement] = []
     listeners = []
     for bind, engine in db.engines.items():
@@ -46,6 +47,8 @@ def statements_sent() -> Iterator[list[Statement]]:
         def record(connection, cursor, statement, parameters, context, executemany, bind=bind):
             verb = statement.split()[0].upper()
             sent.append(Statement(verb, _in_autocommit(connection), bind))
+            if texts is not None:
+                texts.append(statement)
 
         event.listen(engine, "before_cursor_execute", record)
         listeners.append((engine, record))

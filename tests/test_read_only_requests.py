@@ -19,8 +19,8 @@ from tests.sql_statements import Statement, has_autocommit_engine, statements_se
 
 
 @contextmanager
-def app_statements(app: Flask) -> Iterator[list[Statement]]:
-    with app.app_context(), statements_sent() as sent:
+def app_statements(app: Flask, texts: list[str] | None = None) -> Iterator[list[Statement]]:
+    with app.app_context(), statements_sent(texts) as sent:
         yield sent
 
 
@@ -140,26 +140,9 @@ def test_the_autocommit_engine_has_the_same_timeouts_and_pool_bounds(app):
     }
 
 
-@contextmanager
-def sql_sent(app: Flask) -> Iterator[list[str]]:
-    texts: list[str] = []
-
-    def record(connection, cursor, statement, parameters, context, executemany):
-        texts.append(statement)
-
-    with app.app_context():
-        engines = list(db.engines.values())
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield texts
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
-
-
 def test_an_authenticated_read_does_not_load_the_password_hash(app, client, registered_user):
-    with sql_sent(app) as texts:
+    texts: list[str] = []
+    with app_statements(app, texts):
         response = client.get("/api/v1/users/me", headers=bearer(registered_user["access_token"]))
     assert response.status_code == 200
     (select,) = [text for text in texts if text.lstrip().upper().startswith("SELECT")]
@@ -171,7 +154,8 @@ def test_a_password_check_loads_the_hash_when_it_needs_it(app, client, registere
 
     headers = bearer(registered_user["access_token"])
     new_password = STRONG_PASSWORD + " and more"
-    with sql_sent(app) as texts:
+    texts: list[str] = []
+    with app_statements(app, texts):
         wrong = client.post(
             "/api/v1/users/me/password",
             json={"current_password": "not the password at all", "new_password": new_password},
