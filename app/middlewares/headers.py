@@ -7,8 +7,10 @@ API response). Hooks that write a batch read the names once instead (finding 43)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from flask import Response
 from werkzeug.datastructures import Headers
 
 
@@ -24,3 +26,15 @@ def write_headers(headers: Headers, new_headers: Iterable[tuple[str, str]]) -> N
             headers[name] = value
         else:
             headers.add(name, value)
+
+
+def headers_written_by(write: Callable[[Response], Any]) -> list[tuple[str, str]]:
+    """The headers `write` (a library's header-writing hook) adds to an empty response.
+
+    For hooks whose output is fixed for a class of requests: captured once from the library
+    itself, then replayed, so what is sent stays exactly what the library would send.
+    """
+    captured = Response()
+    captured.headers.clear()
+    write(captured)
+    return list(captured.headers.items())

@@ -13,7 +13,7 @@ from flask_talisman import Talisman
 
 from app.config import Settings
 from app.errors.handlers import error_response
-from app.middlewares.headers import write_headers
+from app.middlewares.headers import headers_written_by, write_headers
 from app.middlewares.paths import PROBE_PATHS, PathPrefixes
 
 AfterRequestHook = Callable[[Response], Response]
@@ -111,10 +111,8 @@ class ProxyAwareTalisman(Talisman):
         secure = request.is_secure
         talisman_headers = self._api_headers.get(secure)
         if talisman_headers is None:
-            captured = Response()
-            captured.headers.clear()
-            super()._set_response_headers(captured)
-            talisman_headers = self._api_headers[secure] = list(captured.headers.items())
+            talisman_headers = headers_written_by(super()._set_response_headers)
+            self._api_headers[secure] = talisman_headers
         write_headers(response.headers, talisman_headers)
         return response
 
@@ -217,9 +215,7 @@ def memoised_cors(stock_hook: AfterRequestHook) -> AfterRequestHook:
             return stock_hook(response)
         cors_headers = memo.get(origin)
         if cors_headers is None:
-            captured = Response()
-            captured.headers.clear()
-            cors_headers = list(stock_hook(captured).headers.items())
+            cors_headers = headers_written_by(stock_hook)
             if len(memo) < CORS_MEMO_MAX_ORIGINS:
                 memo[origin] = cors_headers
         for name, value in cors_headers:
