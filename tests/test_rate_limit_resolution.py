@@ -6,6 +6,7 @@ import pytest
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter._manager import LimitManager
+from flask_limiter.constants import ExemptionScope
 
 from app.middlewares import rate_limits
 from app.middlewares.rate_limit_resolution import (
@@ -152,12 +153,15 @@ def test_the_before_request_filter_is_worked_out_once_per_route(make_app, redis_
 
 
 def test_the_remembered_filter_answers_as_the_stock_one(make_app, redis_url):
-    """Every route of the app, before-request check: the same limits, the same seen state."""
+    """Every route of the app, before-request check: the same limits, the same seen state,
+    the same exemption scope."""
     app = make_app(REDIS_URL=redis_url)
     with app.app_context():
         app_limiter = limiter()
+    # One route with an exemption scope of its own: exempt from meta limits only.
+    app_limiter.exempt(app.view_functions["users.get_me"], flags=ExemptionScope.META)
     stock = rate_limits._STOCK_FILTER
-    checked = limited = 0
+    checked = limited = exempted = 0
     for rule in app.url_map.iter_rules():
         path = rule.rule.replace("<", "").replace(">", "")
         for _ in range(2):  # the first computes and remembers, the second answers from memory
@@ -171,11 +175,18 @@ def test_the_remembered_filter_answers_as_the_stock_one(make_app, redis_url):
                 theirs_seen = list(app_limiter.context.seen_limits)
             assert ours == theirs, rule.endpoint
             assert ours_seen == theirs_seen, rule.endpoint
+            blueprint = rule.endpoint.rpartition(".")[0] or None
+            scope = app_limiter.limit_manager.exemption_scope(app, rule.endpoint, blueprint)
+            assert scope == LimitManager.exemption_scope(
+                app_limiter.limit_manager, app, rule.endpoint, blueprint
+            ), rule.endpoint
+            exempted += bool(scope)
             checked += 1
             limited += bool(ours)
     # Both kinds: routes with limits, and one without (static files, exempt by flask-limiter).
     assert limited > 10
     assert checked > limited
+    assert exempted == 2  # users.get_me, asked twice
 
 
 def test_route_decorators_and_the_memory_fallback_take_the_stock_filter(
