@@ -17,7 +17,7 @@ class SteadfastResponse(Response):
     converted and searched for a newline again, though every one was checked on its way into
     the response. For the common response (a Content-Length, no Location or Content-Location,
     a status with a body) nothing else of Werkzeug's method applies, so the list is copied as
-    it is: -1.5 % of the instructions of a `GET /users/me` (docs/performance.md, finding 43).
+    it is: -2.2 % of the instructions of a `GET /users/me` (docs/performance.md, finding 43).
     Every other response takes Werkzeug's own path.
     """
 

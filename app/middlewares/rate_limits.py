@@ -175,9 +175,8 @@ class ExemptFirstLimiter(Limiter):
             return tuple(limits), tuple(seen)
 
         limits, marked_seen = self.limit_manager.remembered((endpoint, blueprint), first_answer)
-        if not seen:
-            # Remembered earlier: do what the stock filter does to the request's state.
-            seen.update(marked_seen)
+        # What the stock filter does to the request's state (a no-op if it has just run).
+        seen.update(marked_seen)
         return list(limits)
 
     def init_app(self, app: Flask) -> None:
