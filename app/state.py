@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from app.config import Settings
+from app.services.verified_tokens import VerifiedTokens
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -23,6 +24,8 @@ class AppState:
     redis: Redis | None
     token_store: TokenStore
     extras: dict[str, Any] = field(default_factory=dict)
+    # Per app, as its secret is: what one app verified says nothing to another.
+    verified_access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
 
 
 def attach_state(app: Flask, state: AppState) -> None:
