@@ -1,4 +1,4 @@
-"""Access tokens this process has verified, kept until they expire (docs/performance.md, 46).
+"""Access tokens an app verified, kept until they expire (docs/performance.md, finding 46).
 
 A client sends the same access token with every request for its lifetime, and verifying it
 again gives the same answer each time: HS256 is deterministic and an app's secret does not
