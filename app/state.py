@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from app.services.token_store import TokenStore
+    from app.services.tokens import TokenClaims
 
 EXTENSION_KEY = "steadfast"
 
@@ -25,7 +26,7 @@ class AppState:
     token_store: TokenStore
     extras: dict[str, Any] = field(default_factory=dict)
     # Per app, as its secret is: what one app verified says nothing to another.
-    verified_access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    verified_access_tokens: VerifiedTokens[TokenClaims] = field(default_factory=VerifiedTokens)
 
 
 def attach_state(app: Flask, state: AppState) -> None:
