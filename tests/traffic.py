@@ -134,7 +134,11 @@ def tally(outcomes: list[Outcome]) -> dict[str, dict[str, int]]:
 
 @dataclass
 class BackgroundLoad:
-    """Threads running `step(client)` in a loop until stopped; every outcome is kept."""
+    """Threads running `step(client)` in a loop until stopped; every outcome is kept.
+
+    `pause` lets every step under way finish and holds the threads, keeping their clients (and
+    so their keep-alive connections, and the workers those landed on); `resume` goes on.
+    """
 
     step: Callable[[requests.Session], list[Outcome]]
     threads: int = 2
@@ -142,25 +146,55 @@ class BackgroundLoad:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._go = threading.Event()
+        self._go.set()
         self._lock = threading.Lock()
+        self._steps_under_way = 0
+        self._step_ended = threading.Condition(self._lock)
         self._threads = [
             threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
         ]
 
     def _run(self) -> None:
         client = session()
-        while not self._stop.is_set():
-            results = self.step(client)
+        while True:
+            self._go.wait()
             with self._lock:
-                self.outcomes.extend(results)
+                if self._stop.is_set():
+                    return
+                # Checked under the lock `pause` clears it with: no step starts after a pause.
+                if not self._go.is_set():
+                    continue
+                self._steps_under_way += 1
+            results: list[Outcome] = []
+            try:
+                results = self.step(client)
+            finally:
+                with self._lock:
+                    self._steps_under_way -= 1
+                    self.outcomes.extend(results)
+                    self._step_ended.notify_all()
 
     def start(self) -> BackgroundLoad:
         for thread in self._threads:
             thread.start()
         return self
 
+    def pause(self, deadline_s: float = 90.0) -> None:
+        """Return once no step is under way and none will start until `resume`."""
+        with self._lock:
+            self._go.clear()
+            if not self._step_ended.wait_for(
+                lambda: self._steps_under_way == 0, timeout=deadline_s
+            ):
+                raise TimeoutError(f"steps still under way after {deadline_s} s")
+
+    def resume(self) -> None:
+        self._go.set()
+
     def stop(self, deadline_s: float = 90.0) -> list[Outcome]:
         self._stop.set()
+        self._go.set()
         for thread in self._threads:
             thread.join(timeout=deadline_s)
         with self._lock:
