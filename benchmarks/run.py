@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from app.services.passwords import IDLE_RELEASE_S
-from benchmarks import hashing, report, servers
+from benchmarks import cold_start, hashing, report, servers
 from benchmarks.otlp_discard import otlp_discard
 from benchmarks.report import Run, TargetCheck
 from benchmarks.wrk import UNIQUE_EMAIL_PLACEHOLDER, Request, run_wrk, wrk_path
@@ -41,7 +41,6 @@ SUMMARY = "`make bench`: Steadfast under gunicorn against two baselines, with wr
 DEFAULT_OUTPUT = servers.REPO_ROOT / "benchmarks" / "results.json"
 ORIGIN = "https://app.example"
 HEALTH_LIVE = "/health/live"
-COLD_START_TARGETS = ("steadfast", "hello")
 HASH_ONLY = "hash-only"
 BENCH_PASSWORD = hashing.SAMPLE_PASSWORD
 # After the loads, workers idle this long past the hashing thread's release delay before their
@@ -202,8 +201,16 @@ def gunicorn_settings(environment: dict[str, str]) -> dict[str, Any]:
         "sys.stderr.write('BENCH_SETTINGS ' + "
         "json.dumps(server_settings(PROJECT_GUNICORN_CONFIG), default=str) + '\\n')\n"
     )
+    return _marked_json(["-c", code], environment, "BENCH_SETTINGS ", "reading gunicorn's settings")
+
+
+def _marked_json(arguments: list[str], environment: dict[str, str], marker: str, what: str) -> Any:
+    """Run `python ARGUMENTS` from the repository; the JSON after its last `marker` line.
+
+    The line is looked for on stdout and stderr alike (logging may write to either).
+    """
     completed = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, *arguments],
         cwd=servers.REPO_ROOT,
         env=environment,
         capture_output=True,
@@ -211,10 +218,14 @@ def gunicorn_settings(environment: dict[str, str]) -> dict[str, Any]:
         timeout=60,
         check=False,
     )
-    for line in completed.stderr.splitlines():
-        if line.startswith("BENCH_SETTINGS "):
-            return json.loads(line.removeprefix("BENCH_SETTINGS "))
-    raise RuntimeError(f"could not read gunicorn settings:\n{completed.stderr[-2000:]}")
+    lines = [
+        line
+        for line in (completed.stdout + completed.stderr).splitlines()
+        if line.startswith(marker)
+    ]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} failed:\n{completed.stderr[-2000:]}")
+    return json.loads(lines[-1].removeprefix(marker))
 
 
 def _send(base_url: str, request: Request) -> requests.Response:
@@ -458,27 +469,18 @@ def cold_starts(
     The target is an absolute time, and a shared host's speed drifts by 2x between phases
     (finding 48): bare Flask's start, measured beside each of Steadfast's, shows the phase.
     """
-    from benchmarks.cold_start import RESULT_MARKER
-
-    results: dict[str, list[dict[str, Any]]] = {target: [] for target in COLD_START_TARGETS}
+    results: dict[str, list[dict[str, Any]]] = {target: [] for target in cold_start.TARGETS}
     for _ in range(count):
-        for target in COLD_START_TARGETS:
+        for target in cold_start.TARGETS:
             target_path = [path] if target == "steadfast" else []
-            completed = subprocess.run(
-                [sys.executable, "-m", "benchmarks.cold_start", "--target", target, *target_path],
-                cwd=servers.REPO_ROOT,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
+            results[target].append(
+                _marked_json(
+                    ["-m", "benchmarks.cold_start", "--target", target, *target_path],
+                    environment,
+                    cold_start.RESULT_MARKER,
+                    f"{target} cold start",
+                )
             )
-            lines = [
-                line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)
-            ]
-            if completed.returncode != 0 or not lines:
-                raise RuntimeError(f"{target} cold start failed:\n{completed.stderr[-2000:]}")
-            results[target].append(json.loads(lines[-1].removeprefix(RESULT_MARKER)))
     return results
 
 
