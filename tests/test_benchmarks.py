@@ -148,25 +148,42 @@ def test_a_target_is_met_on_the_right_side_of_its_threshold_and_unknown_without_
     assert TargetCheck("p99", None, "<=", 2.0).met is None
 
 
+# What benchmarks.run.argon2_parameters() reports for OWASP's 19 MiB, t=2 argon2id.
+OWASP_ARGON2 = {
+    "meets_owasp_minimum": True,
+    "memory_cost_kib": 19456,
+    "time_cost": 2,
+    "parallelism": 1,
+}
+
+
 def test_worker_rss_is_judged_against_80_mb_to_the_kib_not_a_rounded_figure():
     from benchmarks import run
-
-    argon2 = {
-        "meets_owasp_minimum": True,
-        "memory_cost_kib": 19456,
-        "time_cost": 2,
-        "parallelism": 1,
-    }
 
     def rss_check(worker_kib: int) -> TargetCheck:
         memory = {"steadfast": [{"rss": round(worker_kib / 1024, 3), "pss": 0.0, "uss": 0.0}]}
         cold_starts = {"steadfast": [], "hello": []}
-        checks = run.target_checks([], memory, cold_starts, 16, "", argon2)
+        checks = run.target_checks([], memory, cold_starts, 16, "", OWASP_ARGON2)
         return next(check for check in checks if check.name.startswith("max worker RSS"))
 
     # 80,000,000 bytes are 78,125 KiB; one KiB more is over, though both print as 76.3 MiB.
     assert rss_check(78_125).met is True
     assert rss_check(78_126).met is False
+
+
+def test_hash_bound_targets_say_whether_the_stack_had_a_core_beside_the_hashing():
+    from benchmarks import run
+
+    note = report.hashing_cores_note(workers=2, cpus=2)
+    checks = run.target_checks([], {}, {"steadfast": [], "hello": []}, 16, "", OWASP_ARGON2, note)
+    hash_bound = [check for check in checks if "hash time" in check.name or "verify" in check.name]
+    assert [check.note for check in hash_bound] == [note, note]
+    assert note == "2 workers on 2 CPUs: the rest of the stack shares the hashing cores"
+    assert report.hashing_cores_note(workers=4, cpus=2).endswith("shares the hashing cores")
+    assert report.hashing_cores_note(workers=1, cpus=2) == (
+        "1 worker on 2 CPUs: 1 spare beside the hashing"
+    )
+    assert 1 <= run.usable_cpus() <= (os.cpu_count() or 1)
 
 
 def test_make_bench_runs_in_a_virtualenv_of_the_runtime_requirements_only():
