@@ -484,6 +484,11 @@ def cold_starts(
     return results
 
 
+def cold_start_median(cold: dict[str, list[dict[str, Any]]], target: str) -> float | None:
+    """The median total of `target`'s cold starts (`cold_starts`' result); None without any."""
+    return report.median(result["total_s"] for result in cold[target])
+
+
 def python_speed_ms(samples: int = 5) -> float:
     """Milliseconds this interpreter takes for `sum(range(10**6))` now (median of `samples`).
 
@@ -551,8 +556,8 @@ def target_checks(
     hashing_note: str = "",
 ) -> list[TargetCheck]:
     steadfast_rss = [worker["rss"] for worker in memory.get("steadfast", [])]
-    cold_total = report.median(result["total_s"] for result in cold["steadfast"])
-    hello_cold_total = report.median(result["total_s"] for result in cold["hello"])
+    cold_total = cold_start_median(cold, "steadfast")
+    hello_cold_total = cold_start_median(cold, "hello")
     cold_note = f"bare Flask {hello_cold_total:.2f} s beside it" if hello_cold_total else ""
     return [
         TargetCheck(
@@ -801,8 +806,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.format_runs_table(rows))
     print()
-    cold_median = report.median(result["total_s"] for result in cold["steadfast"])
-    hello_cold_median = report.median(result["total_s"] for result in cold["hello"])
+    cold_median = cold_start_median(cold, "steadfast")
+    hello_cold_median = cold_start_median(cold, "hello")
     print(
         f"cold start {cold_median:.3f} s (median of {len(cold['steadfast'])}; bare Flask "
         f"{hello_cold_median:.3f} s, alternated with it); host speed, sum(range(10**6)): "
