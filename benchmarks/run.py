@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from app.services.passwords import IDLE_RELEASE_S
-from benchmarks import cold_start, hashing, report, servers
+from benchmarks import cold_start, hashing, many_users, report, servers
 from benchmarks.otlp_discard import otlp_discard
 from benchmarks.report import Run, TargetCheck
 from benchmarks.wrk import UNIQUE_EMAIL_PLACEHOLDER, Request, run_wrk, wrk_path
@@ -86,6 +86,13 @@ CLIENT_HEADERS = (
     ("X-Forwarded-For", "203.0.113.7"),
 )
 _JSON_BODY = (("Content-Type", "application/json"),)
+# Requests of a load answered once before it is timed: all of a mixed load's kinds, a sample of
+# a load of many users' tokens.
+PREFLIGHT_SAMPLE = 8
+SCENARIOS = ("live", "me", "me-many", "login", "register", "traced", "mixed")
+# 16 times what a worker remembers of verified tokens (app/services/verified_tokens.py): about
+# one request in 16 finds its token remembered, against every request but the first in `me`.
+MANY_TOKENS = 16384
 
 
 @dataclass
@@ -131,8 +138,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS of every target")
     parser.add_argument(
         "--scenarios",
-        default="live,me,login,register,traced,mixed",
-        help="comma-separated subset of: live, me, login, register, traced, mixed",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of: {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--many-tokens",
+        type=int,
+        default=int(env("BENCH_MANY_TOKENS", str(MANY_TOKENS))),
+        help="users, one access token each, that the me-many scenario rotates through",
     )
     parser.add_argument("--redis-url", default=env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument(
@@ -149,7 +162,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rounds and --duration must be at least 1")
     if args.extra_rounds < 0:
         parser.error("--extra-rounds must be 0 or more")
+    if args.many_tokens < 1:
+        parser.error("--many-tokens must be at least 1")
     return args
+
+
+def wanted_scenarios(args: argparse.Namespace) -> list[str]:
+    return [name.strip() for name in args.scenarios.split(",") if name.strip()]
 
 
 def bench_environment(args: argparse.Namespace, database_url: str, workdir: Path) -> dict[str, str]:
@@ -257,8 +276,39 @@ def seed_user(base_url: str) -> tuple[str, str]:
     return email, login.json()["data"]["access_token"]
 
 
+def many_user_tokens(
+    environment: dict[str, str], like_email: str, count: int, workdir: Path
+) -> list[str]:
+    """`count` users like `like_email`'s, created in the run's database: their access tokens."""
+    output = workdir / "many-user-tokens.json"
+    _marked_json(
+        [
+            "-m",
+            "benchmarks.many_users",
+            "--like",
+            like_email,
+            "--count",
+            str(count),
+            "--output",
+            str(output),
+        ],
+        environment,
+        many_users.RESULT_MARKER,
+        f"creating {count} users and their tokens",
+    )
+    return json.loads(output.read_text())
+
+
+def _users_me(path: str, access_token: str) -> Request:
+    return Request("GET", path, CLIENT_HEADERS + (("Authorization", f"Bearer {access_token}"),))
+
+
 def build_scenarios(
-    context: Context, steadfast_url: str, email: str, access_token: str
+    context: Context,
+    steadfast_url: str,
+    email: str,
+    access_token: str,
+    many_tokens: list[str] | None = None,
 ) -> list[Scenario]:
     live_status = _send(steadfast_url, Request("GET", HEALTH_LIVE, CLIENT_HEADERS)).status_code
     if live_status == 404:
@@ -270,9 +320,8 @@ def build_scenarios(
     elif live_status != 200:
         raise RuntimeError(f"GET {HEALTH_LIVE} answered {live_status}")
 
-    authorised = CLIENT_HEADERS + (("Authorization", f"Bearer {access_token}"),)
     live = Request("GET", HEALTH_LIVE, CLIENT_HEADERS)
-    me = Request("GET", "/api/v1/users/me", authorised)
+    me = _users_me("/api/v1/users/me", access_token)
     login = Request(
         "POST",
         "/api/v1/auth/login",
@@ -301,7 +350,17 @@ def build_scenarios(
         Scenario(
             "me",
             "GET /api/v1/users/me (valid token) vs the minimal authenticated read",
-            {"steadfast": [me], "reference": [Request("GET", "/users/me", authorised)]},
+            {"steadfast": [me], "reference": [_users_me("/users/me", access_token)]},
+            {"steadfast": 200, "reference": 200},
+        ),
+        Scenario(
+            "me-many",
+            f"GET /api/v1/users/me, {len(many_tokens or ())} users' tokens in rotation (few "
+            "remembered as verified) vs the minimal authenticated read",
+            {
+                "steadfast": [_users_me("/api/v1/users/me", t) for t in many_tokens or ()],
+                "reference": [_users_me("/users/me", t) for t in many_tokens or ()],
+            },
             {"steadfast": 200, "reference": 200},
         ),
         Scenario(
@@ -331,7 +390,9 @@ def build_scenarios(
             {"steadfast": 200},
         ),
     ]
-    wanted = [name.strip() for name in context.args.scenarios.split(",") if name.strip()]
+    wanted = wanted_scenarios(context.args)
+    if "me-many" in wanted and not many_tokens:
+        raise ValueError("the me-many scenario needs its users' tokens (many_user_tokens)")
     unknown = set(wanted) - {scenario.name for scenario in every}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -347,11 +408,13 @@ def _weighted(request: Request, weight: int) -> Request:
 
 
 def preflight(scenario: Scenario, servers_by_name: dict[str, servers.Server]) -> None:
-    """Each request of a load answered once with its expected status before any timing."""
+    """Requests of each load (up to PREFLIGHT_SAMPLE) answered once before any timing: with the
+    load's expected status where every request is of one kind, without an error otherwise."""
     for target, loads in scenario.loads.items():
-        for request in loads:
+        one_kind = len({(request.method, request.path) for request in loads}) == 1
+        for request in loads[:PREFLIGHT_SAMPLE]:
             response = _send(servers_by_name[target].base_url, request)
-            expected = scenario.expected_status[target] if len(loads) == 1 else None
+            expected = scenario.expected_status[target] if one_kind else None
             ok = response.status_code == expected if expected else response.status_code < 400
             if request.path == HEALTH_LIVE and response.status_code == 404:
                 ok = True
@@ -631,21 +694,41 @@ def traced_environment(environment: dict[str, str], endpoint: str) -> dict[str, 
     }
 
 
+def _paired_ratios(
+    runs: list[Run], scenario: str, numerator: str, denominator: str
+) -> dict[str, float | None]:
+    """Paired medians of requests/s, p50 and p99, numerator over denominator, rounded."""
+    ratios: dict[str, float | None] = {}
+    for run_field in ("requests_per_s", "p50_ms", "p99_ms"):
+        value = report.paired_ratio(runs, scenario, numerator, denominator, run_field)
+        name = run_field.removesuffix("_ms")
+        ratios[f"{name}_ratio"] = None if value is None else round(value, 3)
+    return ratios
+
+
 def tracing_overhead(runs: list[Run], exports: Any) -> dict[str, Any] | None:
     """No target in the issues: the cost of tracing is reported, for docs/performance.md."""
     if exports is None or not report.runs_of(runs, "traced", "traced"):
         return None
-
-    def ratio(field: str) -> float | None:
-        value = report.paired_ratio(runs, "traced", "traced", "steadfast", field)
-        return None if value is None else round(value, 3)
-
     return {
-        "requests_per_s_ratio": ratio("requests_per_s"),
-        "p50_ratio": ratio("p50_ms"),
-        "p99_ratio": ratio("p99_ms"),
+        **_paired_ratios(runs, "traced", "traced", "steadfast"),
         "exports": exports.exports,
         "exported_bytes": exports.bytes,
+    }
+
+
+def many_tokens_comparison(runs: list[Run], tokens: int) -> dict[str, Any] | None:
+    """`/users/me` against the reference when few tokens are remembered as verified.
+
+    Reported, not judged: the issue's target is for a valid token, one client's (`me`).
+    """
+    if not report.runs_of(runs, "me-many", "steadfast"):
+        return None
+    one_token = _paired_ratios(runs, "me", "steadfast", "reference")["requests_per_s_ratio"]
+    return {
+        "tokens": tokens,
+        **_paired_ratios(runs, "me-many", "steadfast", "reference"),
+        "one_token_requests_per_s_ratio": one_token,
     }
 
 
@@ -705,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                 for target in (servers.STEADFAST, servers.HELLO, servers.REFERENCE)
             }
             exports = None
-            if "traced" in args.scenarios:
+            if "traced" in wanted_scenarios(args):
                 endpoint, exports = running.enter_context(otlp_discard())
                 servers_by_name["traced"] = running.enter_context(
                     servers.serving(
@@ -716,7 +799,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             steadfast_url = servers_by_name["steadfast"].base_url
             email, access_token = seed_user(steadfast_url)
-            scenarios = build_scenarios(context, steadfast_url, email, access_token)
+            many_tokens = (
+                many_user_tokens(environment, email, args.many_tokens, workdir)
+                if "me-many" in wanted_scenarios(args)
+                else None
+            )
+            scenarios = build_scenarios(context, steadfast_url, email, access_token, many_tokens)
             for note in context.notes:
                 print(f"NOTE: {note}", flush=True)
             for scenario in scenarios:
@@ -751,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     hashing_note = report.hashing_cores_note(workers, usable_cpus())
     checks = target_checks(runs, memory, cold, args.connections, live_note, argon2, hashing_note)
     tracing = tracing_overhead(runs, exports)
+    many_tokens_ratios = many_tokens_comparison(runs, args.many_tokens)
     rows = [
         (scenario.name, target, report.summary(report.runs_of(runs, scenario.name, target)))
         for scenario in scenarios
@@ -800,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         "steadfast_log_lines": log_lines,
         "targets": [check.as_dict() for check in checks],
         "tracing_overhead": tracing,
+        "users_me_many_tokens": many_tokens_ratios,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -835,6 +925,13 @@ def main(argv: list[str] | None = None) -> int:
             "\nTracing on vs off, /users/me (paired medians): "
             f"req/s x{tracing['requests_per_s_ratio']}, p50 x{tracing['p50_ratio']}, "
             f"p99 x{tracing['p99_ratio']}; {tracing['exports']} OTLP exports received"
+        )
+    if many_tokens_ratios:
+        print(
+            f"\n/users/me with {many_tokens_ratios['tokens']} users' tokens in rotation vs the "
+            f"reference (paired medians; no target): req/s "
+            f"x{many_tokens_ratios['requests_per_s_ratio']}, p99 x{many_tokens_ratios['p99_ratio']}"
+            f" (one token: x{many_tokens_ratios['one_token_requests_per_s_ratio']})"
         )
     for note in context.notes:
         print(f"NOTE: {note}")

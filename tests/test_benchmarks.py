@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as WsgiResponse
 
 from app.config import DEV_JWT_SECRET
 from app.services.passwords import HASHER
-from benchmarks import report, servers, wrk
+from benchmarks import report, run, servers, wrk
 from benchmarks.report import Run, TargetCheck
 from benchmarks.run import parse_args as parse_bench_args
 from tests.conftest import REPO_ROOT, bearer
@@ -34,9 +34,10 @@ def _run(
     requests_per_s: float,
     p99_ms: float = 10.0,
     recycles: int = 0,
+    scenario: str = "me",
 ) -> Run:
     return Run(
-        scenario="me",
+        scenario=scenario,
         target=target,
         round=round_number,
         requests_per_s=requests_per_s,
@@ -340,19 +341,22 @@ def test_baseline_servers_share_the_projects_server_settings_but_none_of_its_hoo
 
 
 class _RecordingServer:
-    """A loopback HTTP server that keeps every request body it receives."""
+    """A loopback HTTP server that keeps every request body and Authorization it receives."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _app(self, environ: dict, start_response: Any) -> Any:
-        body = WsgiRequest(environ).get_data()
+        request = WsgiRequest(environ)
+        body = request.get_data()
         with self._lock:
             self.bodies.append(body)
+            self.authorizations.append(request.headers.get("Authorization"))
         return WsgiResponse("{}", status=201, mimetype="application/json")(environ, start_response)
 
     def __enter__(self) -> _RecordingServer:
@@ -491,3 +495,107 @@ def test_cpu_split_reads_the_cpu_of_each_thread_of_a_worker_from_proc():
     assert max(grown) >= 0.25 * ticks_per_s
     assert after.machine - before.machine >= 0.25 * ticks_per_s
     assert machine_busy_ticks() >= after.machine
+
+
+def _tokens_load(count: int) -> list[wrk.Request]:
+    return [
+        wrk.Request("GET", "/users/me", (("Authorization", f"Bearer token-{number}"),))
+        for number in range(count)
+    ]
+
+
+@pytest.mark.slow
+def test_wrk_rotates_through_thousands_of_tokens_with_one_draw_per_request(tmp_path: Path):
+    if wrk.wrk_path() is None:
+        pytest.skip("wrk is not installed (make bench installs it; apt-get install -y wrk)")
+    load = _tokens_load(run.MANY_TOKENS)
+    assert "local uniform = true" in wrk.lua_script(load, "many")
+    with _RecordingServer() as server:
+        result = wrk.run_wrk(
+            server.url,
+            load,
+            script_dir=tmp_path,
+            run_id="many",
+            duration_s=1,
+            connections=4,
+            threads=2,
+        )
+    seen = server.authorizations
+    assert result.requests > 100 and result.status_errors == 0
+    # Drawn uniformly from 16,384: a token seen twice is rare, and tokens from both ends come.
+    assert len(set(seen)) >= 0.8 * len(seen)
+    numbers = [int(value.rpartition("-")[2]) for value in seen if value]
+    assert min(numbers) < run.MANY_TOKENS // 4 and max(numbers) > 3 * run.MANY_TOKENS // 4
+
+
+def test_a_weighted_load_keeps_the_weighted_draw():
+    mixed = [
+        wrk.Request("GET", "/a", weight=70),
+        wrk.Request("GET", "/b", weight=30),
+    ]
+    assert "local uniform = false" in wrk.lua_script(mixed, "mixed")
+
+
+def test_preflight_checks_a_sample_of_a_load_of_many_tokens_with_the_loads_status():
+    scenario = run.Scenario(
+        "me-many", "many tokens", {"recording": _tokens_load(500)}, {"recording": 201}
+    )
+    with _RecordingServer() as server:
+        target = servers.Target("recording", "-", Path("-"), "/")
+        recording = servers.Server(target, None, server.url, Path("-"), 0.0)  # type: ignore[arg-type]
+        run.preflight(scenario, {"recording": recording})
+        assert server.authorizations == [f"Bearer token-{n}" for n in range(run.PREFLIGHT_SAMPLE)]
+        refused = run.Scenario("me-many", "", {"recording": _tokens_load(3)}, {"recording": 200})
+        with pytest.raises(RuntimeError, match="answered 201"):
+            run.preflight(refused, {"recording": recording})
+
+
+def test_many_tokens_are_compared_with_the_reference_round_by_round_beside_one_token():
+    runs = [
+        _run(1, "steadfast", 800, p99_ms=30, scenario="me"),
+        _run(1, "reference", 1000, p99_ms=20, scenario="me"),
+        _run(1, "steadfast", 700, p99_ms=40, scenario="me-many"),
+        _run(1, "reference", 1000, p99_ms=20, scenario="me-many"),
+        _run(2, "steadfast", 1400, p99_ms=30, scenario="me-many"),
+        _run(2, "reference", 2000, p99_ms=10, scenario="me-many"),
+    ]
+    compared = run.many_tokens_comparison(runs, 16384)
+    assert compared == {
+        "tokens": 16384,
+        "requests_per_s_ratio": 0.7,
+        "p50_ratio": 1.0,
+        "p99_ratio": 2.5,
+        "one_token_requests_per_s_ratio": 0.8,
+    }
+    assert run.many_tokens_comparison(runs[:2], 16384) is None
+
+
+def test_the_many_tokens_scenario_is_on_by_default_and_its_size_is_checked():
+    arguments = parse_bench_args([])
+    assert "me-many" in run.wanted_scenarios(arguments)
+    assert arguments.many_tokens == run.MANY_TOKENS
+    with pytest.raises(SystemExit):
+        parse_bench_args(["--many-tokens", "0"])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_many_users_are_copies_of_a_user_each_with_its_own_valid_access_token(
+    app, client, registered_user
+):
+    from benchmarks.many_users import create_users_and_tokens
+
+    with app.app_context():
+        access_tokens = create_users_and_tokens(registered_user["email"], 5)
+    assert len(set(access_tokens)) == 5
+    users = [client.get("/api/v1/users/me", headers=bearer(t)).get_json() for t in access_tokens]
+    assert all(user["success"] for user in users)
+    assert len({user["data"]["id"] for user in users}) == 5
+    assert registered_user["id"] not in {user["data"]["id"] for user in users}
+    assert all(user["data"]["name"] == "Test User" for user in users)
+    assert all(user["data"]["email"].startswith("bench-many-") for user in users)
+    # The copies keep the template's password: they can log in with it.
+    login = client.post(
+        "/api/v1/auth/login",
+        json={"email": users[0]["data"]["email"], "password": registered_user["password"]},
+    )
+    assert login.status_code == 200
