@@ -30,15 +30,6 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 DEFAULT_SCENARIOS = "me,login"
 
 
-def _cpu_ticks(stat_path: Path) -> int:
-    """utime + stime of a process or thread, from its /proc stat file; 0 once it is gone."""
-    try:
-        fields = stat_path.read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
 def _uid_of(pid: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -88,14 +79,14 @@ def snapshot(worker_pids: Iterable[int]) -> Snapshot:
     for pid in worker_pids:
         tasks = Path(f"/proc/{pid}/task")
         threads = tasks.iterdir() if tasks.exists() else []
-        workers[pid] = {thread.name: _cpu_ticks(thread / "stat") for thread in threads}
+        workers[pid] = {thread.name: servers.cpu_ticks(thread / "stat") for thread in threads}
     uid = _postgres_uid()
     return Snapshot(
         machine=machine_busy_ticks(),
         workers=workers,
-        redis={pid: _cpu_ticks(Path(f"/proc/{pid}/stat")) for pid in _pids("redis-server")},
+        redis={pid: servers.cpu_ticks(Path(f"/proc/{pid}/stat")) for pid in _pids("redis-server")},
         postgres={
-            pid: _cpu_ticks(Path(f"/proc/{pid}/stat"))
+            pid: servers.cpu_ticks(Path(f"/proc/{pid}/stat"))
             for pid in (_pids(uid=uid) if uid is not None else [])
         },
     )

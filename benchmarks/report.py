@@ -11,6 +11,10 @@ from typing import Any
 # (memory in KiB, iterations), parallelism 1. A configuration is at or above the minimum when
 # it uses at least the memory and iterations of one of them.
 OWASP_ARGON2ID_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+# A run in which one worker spent at least this share of the workers' CPU had every connection
+# on that worker: wrk opens them all at once and one gthread worker can accept them all
+# (docs/performance.md, finding 52). Runs spread over 2 workers read 50-60 %, pinned ones 100 %.
+PINNED_WORKER_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Run:
     unexpected_errors: int
     # Workers gunicorn replaced (max_requests) during this run: each is a cold start inside it.
     recycles: int = 0
+    # The busiest worker's share of the workers' CPU in this run (0.5 is even with 2 workers).
+    busiest_worker_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,17 @@ class TargetCheck:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "met": self.met}
+
+
+def is_pinned(run: Run) -> bool:
+    """Whether one worker did (nearly) all of the run's work while the others idled."""
+    return run.busiest_worker_share is not None and run.busiest_worker_share >= PINNED_WORKER_SHARE
+
+
+def is_clean(run: Run) -> bool:
+    """Whether a run measured the request path: no worker recycled in it (a cold start inside
+    it) and its load spread over the workers (not one worker's capacity)."""
+    return not run.recycles and not is_pinned(run)
 
 
 def median(values: Iterable[float | None]) -> float | None:
@@ -74,9 +91,9 @@ def summary(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 def clean_rounds(runs: Sequence[Run], scenario: str, targets: Sequence[str]) -> int:
-    """Rounds of `scenario` that every one of `targets` ran without a recycled worker."""
+    """Rounds of `scenario` that every one of `targets` ran clean (`is_clean`)."""
     rounds_by_target = [
-        {run.round for run in runs_of(runs, scenario, target) if not run.recycles}
+        {run.round for run in runs_of(runs, scenario, target) if is_clean(run)}
         for target in targets
     ]
     return len(set.intersection(*rounds_by_target)) if rounds_by_target else 0
@@ -88,8 +105,8 @@ def wants_another_round(
     """After the planned rounds: run one more while the ratio would rest on fewer than
     `rounds` clean pairs, at most `extra_rounds` times.
 
-    Only a comparison of two servers needs it (a single target has no ratio; a hash-only
-    baseline is not a server and recycles nothing).
+    Only a comparison needs it: two servers, or a server and its hash-only baseline (always
+    clean: it is not a server); a single target has no ratio.
     """
     if len(targets) < 2:
         return False
@@ -105,14 +122,15 @@ def paired_ratio(
     """Median over rounds of numerator/denominator, each pair measured back to back.
 
     Pairing by round cancels most of the drift of a shared, noisy machine: both sides of a
-    ratio saw the same neighbours. Rounds where a worker was recycled are skipped (see below).
+    ratio saw the same neighbours. Rounds that were not clean are skipped (see below).
     """
     top = {run.round: run for run in runs_of(runs, scenario, numerator)}
     bottom = {run.round: run for run in runs_of(runs, scenario, denominator)}
     pairs = [(top[r], bottom[r]) for r in sorted(top.keys() & bottom.keys())]
     # A round in which either side recycled a worker measured a cold start as much as the
-    # request path (the faster target recycles more often); left out while clean rounds remain.
-    clean = [(a, b) for a, b in pairs if not (a.recycles or b.recycles)]
+    # request path (the faster target recycles more often), and one in which a single worker
+    # held every connection measured one worker's capacity: left out while clean rounds remain.
+    clean = [(a, b) for a, b in pairs if is_clean(a) and is_clean(b)]
     ratios = [
         getattr(a, field) / getattr(b, field)
         for a, b in (clean or pairs)

@@ -123,7 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=int(env("BENCH_EXTRA_ROUNDS", "3")),
         help="rounds added to a two-server comparison while fewer than --rounds of its rounds "
-        "had no worker recycled by max_requests (those are left out of its ratio)",
+        "were clean: no worker recycled by max_requests, no worker holding every connection "
+        "(the others are left out of its ratio)",
     )
     parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "1")))
     parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")))
@@ -446,21 +447,23 @@ def measure_scenario(
             connections=connections,
             threads=args.wrk_threads,
         )
-    servers_compared = [target for target in scenario.loads if target in servers_by_name]
+    compared = targets_of(scenario)
     round_number = 0
     while round_number < args.rounds or report.wants_another_round(
-        runs, scenario.name, servers_compared, args.rounds, args.extra_rounds
+        runs, scenario.name, compared, args.rounds, args.extra_rounds
     ):
         round_number += 1
         if round_number > args.rounds:
             print(
                 f"  {scenario.name:<9} round {round_number}: an extra round, only "
-                f"{report.clean_rounds(runs, scenario.name, servers_compared)} of "
-                f"{round_number - 1} had no worker recycled",
+                f"{report.clean_rounds(runs, scenario.name, compared)} of "
+                f"{round_number - 1} were clean (no worker recycled or holding every "
+                "connection)",
                 flush=True,
             )
         for target, loads in scenario.loads.items():
             boots_before = servers_by_name[target].worker_boots()
+            cpu_before = servers_by_name[target].worker_cpu_ticks()
             result = run_wrk(
                 servers_by_name[target].base_url,
                 loads,
@@ -471,35 +474,27 @@ def measure_scenario(
                 threads=args.wrk_threads,
             )
             recycles = servers_by_name[target].worker_boots() - boots_before
+            busiest_share = servers.busiest_worker_share(
+                cpu_before, servers_by_name[target].worker_cpu_ticks()
+            )
             expected_failures = scenario.expected_status[target] >= 400
             unexpected = result.socket_errors + (0 if expected_failures else result.status_errors)
-            runs.append(
-                Run(
-                    scenario=scenario.name,
-                    target=target,
-                    round=round_number,
-                    requests_per_s=result.requests_per_s,
-                    p50_ms=result.p50_ms,
-                    p99_ms=result.p99_ms,
-                    requests=result.requests,
-                    status_errors=result.status_errors,
-                    socket_errors=result.socket_errors,
-                    unexpected_errors=unexpected,
-                    recycles=recycles,
-                )
+            measured = Run(
+                scenario=scenario.name,
+                target=target,
+                round=round_number,
+                requests_per_s=result.requests_per_s,
+                p50_ms=result.p50_ms,
+                p99_ms=result.p99_ms,
+                requests=result.requests,
+                status_errors=result.status_errors,
+                socket_errors=result.socket_errors,
+                unexpected_errors=unexpected,
+                recycles=recycles,
+                busiest_worker_share=busiest_share,
             )
-            print(
-                f"  {scenario.name:<9} round {round_number} {target:<10} "
-                f"{result.requests_per_s:>9.1f} req/s  p50 {result.p50_ms:7.2f} ms  "
-                f"p99 {result.p99_ms:7.2f} ms"
-                + (f"  {unexpected} unexpected errors" if unexpected else "")
-                + (
-                    f"  ({recycles} worker(s) recycled: round left out of ratios)"
-                    if recycles
-                    else ""
-                ),
-                flush=True,
-            )
+            runs.append(measured)
+            print(round_line(measured), flush=True)
         if scenario.hash_baseline:
             alone = hashing.measure(scenario.hash_baseline, workers, args.duration, environment)
             runs.append(
@@ -522,6 +517,27 @@ def measure_scenario(
                 f"{alone.seconds_per_operation * 1000:.1f} ms per {scenario.hash_baseline}",
                 flush=True,
             )
+
+
+def round_line(measured: Run) -> str:
+    """One wrk run as printed while the benchmark goes, with why it is left out of ratios."""
+    line = (
+        f"  {measured.scenario:<9} round {measured.round} {measured.target:<10} "
+        f"{measured.requests_per_s:>9.1f} req/s  p50 {measured.p50_ms:7.2f} ms  "
+        f"p99 {measured.p99_ms:7.2f} ms"
+    )
+    if measured.busiest_worker_share is not None:
+        line += f"  busiest worker {measured.busiest_worker_share:.0%}"
+    if measured.unexpected_errors:
+        line += f"  {measured.unexpected_errors} unexpected errors"
+    left_out = []
+    if measured.recycles:
+        left_out.append(f"{measured.recycles} worker(s) recycled")
+    if report.is_pinned(measured):
+        left_out.append("one worker held every connection")
+    if left_out:
+        line += f"  ({', '.join(left_out)}: round left out of ratios)"
+    return line
 
 
 def cold_starts(

@@ -61,6 +61,25 @@ class Server:
     def worker_memory(self) -> list[dict[str, float]]:
         return [m for pid in self.worker_pids() if (m := memory_mib(pid)) is not None]
 
+    def worker_cpu_ticks(self) -> dict[int, int]:
+        """Each worker's CPU so far (user + system, in clock ticks), by pid."""
+        return {pid: cpu_ticks(Path(f"/proc/{pid}/stat")) for pid in self.worker_pids()}
+
+
+def busiest_worker_share(before: dict[int, int], after: dict[int, int]) -> float | None:
+    """The largest share of the CPU the workers spent between two `worker_cpu_ticks` readings
+    that one worker spent; None with fewer than two workers in both, or no CPU spent.
+
+    wrk opens its connections all at once, and gthread workers race to accept them: one
+    worker can end up holding nearly all of them for the whole run while the other idles
+    (docs/performance.md, finding 52). This says how evenly a run's work was spread.
+    """
+    spent = [after[pid] - before[pid] for pid in after.keys() & before.keys()]
+    total = sum(spent)
+    if len(spent) < 2 or total <= 0:
+        return None
+    return round(max(spent) / total, 3)
+
 
 _WORKER_BOOT = re.compile(r"Booting worker with pid: (\d+)")
 
@@ -119,6 +138,15 @@ def child_pids(parent_pid: int) -> list[int]:
         if int(fields[1]) == parent_pid:
             children.append(int(entry.name))
     return sorted(children)
+
+
+def cpu_ticks(stat_path: Path) -> int:
+    """utime + stime of a process or thread, from its /proc stat file; 0 once it is gone."""
+    try:
+        fields = stat_path.read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def memory_mib(pid: int) -> dict[str, float] | None:

@@ -35,6 +35,7 @@ def _run(
     p99_ms: float = 10.0,
     recycles: int = 0,
     scenario: str = "me",
+    busiest_worker_share: float | None = None,
 ) -> Run:
     return Run(
         scenario=scenario,
@@ -48,6 +49,7 @@ def _run(
         socket_errors=0,
         unexpected_errors=0,
         recycles=recycles,
+        busiest_worker_share=busiest_worker_share,
     )
 
 
@@ -599,3 +601,72 @@ def test_many_users_are_copies_of_a_user_each_with_its_own_valid_access_token(
         json={"email": users[0]["data"]["email"], "password": registered_user["password"]},
     )
     assert login.status_code == 200
+
+
+def test_the_busiest_workers_share_is_read_from_the_cpu_each_worker_spent():
+    before = {11: 100, 12: 200, 13: 50}
+    # 13 is gone (recycled): only workers present in both readings count.
+    assert servers.busiest_worker_share(before, {11: 160, 12: 240, 14: 999}) == 0.6
+    assert servers.busiest_worker_share(before, {11: 100, 12: 400}) == 1.0
+    assert servers.busiest_worker_share({11: 1}, {11: 90}) is None  # one worker: no spread
+    assert servers.busiest_worker_share(before, before) is None  # nothing spent
+
+
+def test_a_server_reads_its_workers_cpu_from_proc():
+    worker = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        server = servers.Server(
+            servers.Target("busy", "-", Path("-"), "/"),
+            None,
+            "-",
+            Path("-"),
+            0.0,  # type: ignore[arg-type]
+        )
+        server.worker_pids = lambda: [worker.pid]  # type: ignore[method-assign]
+        first = server.worker_cpu_ticks()[worker.pid]
+        time.sleep(0.3)
+        assert server.worker_cpu_ticks()[worker.pid] > first
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_a_round_with_one_worker_holding_every_connection_is_left_out_like_a_recycle():
+    pair = ("steadfast", "reference")
+    runs = [
+        _run(1, "steadfast", 800, busiest_worker_share=0.52),
+        _run(1, "reference", 1000, busiest_worker_share=0.51),
+        # The reference's workers: one of them did all the work, at half the rate.
+        _run(2, "steadfast", 800, busiest_worker_share=0.55),
+        _run(2, "reference", 500, busiest_worker_share=1.0),
+        _run(3, "steadfast", 800, busiest_worker_share=0.5),
+        _run(3, "reference", 1000, busiest_worker_share=0.6),
+    ]
+    assert report.is_pinned(runs[3]) and not report.is_pinned(runs[5])
+    assert report.clean_rounds(runs, "me", pair) == 2
+    assert report.paired_ratio(runs, "me", *pair, "requests_per_s") == pytest.approx(0.8)
+    assert report.wants_another_round(runs, "me", pair, rounds=3, extra_rounds=3)
+    # With every round pinned, the ratio still comes from what was measured.
+    pinned = [_run(1, target, 100, busiest_worker_share=1.0) for target in pair]
+    assert report.paired_ratio(pinned, "me", *pair, "requests_per_s") == 1.0
+
+
+def test_a_pinned_login_round_is_left_out_of_the_ratio_to_the_hash_alone():
+    runs = [
+        _run(1, "steadfast", 80, scenario="login", busiest_worker_share=0.5),
+        _run(1, "hash-only", 100, scenario="login"),
+        _run(2, "steadfast", 40, scenario="login", busiest_worker_share=0.97),
+        _run(2, "hash-only", 100, scenario="login"),
+    ]
+    compared = ("steadfast", "hash-only")
+    assert report.paired_ratio(runs, "login", *compared, "requests_per_s") == 0.8
+    assert report.wants_another_round(runs, "login", compared, rounds=2, extra_rounds=1)
+
+
+def test_a_round_line_says_why_a_round_is_left_out_of_the_ratios():
+    pinned = _run(2, "reference", 805, busiest_worker_share=1.0, recycles=1)
+    line = run.round_line(pinned)
+    assert "busiest worker 100%" in line
+    assert "1 worker(s) recycled, one worker held every connection: round left out" in line
+    spread = run.round_line(_run(1, "steadfast", 1400, busiest_worker_share=0.52))
+    assert "busiest worker 52%" in spread and "left out" not in spread
