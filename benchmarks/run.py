@@ -122,7 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--extra-rounds",
         type=int,
         default=int(env("BENCH_EXTRA_ROUNDS", "3")),
-        help="rounds added to a two-server comparison while fewer than --rounds of its rounds "
+        help="rounds added to a comparison (two servers, or a server and its hash-only "
+        "baseline) while fewer than --rounds of its rounds "
         "were clean: no worker recycled by max_requests, no worker holding every connection "
         "(the others are left out of its ratio)",
     )
