@@ -324,6 +324,7 @@ def build_scenarios(
 
     live = Request("GET", HEALTH_LIVE, CLIENT_HEADERS)
     me = _users_me("/api/v1/users/me", access_token)
+    rotated_tokens = many_tokens or []
     login = Request(
         "POST",
         "/api/v1/auth/login",
@@ -357,11 +358,11 @@ def build_scenarios(
         ),
         Scenario(
             "me-many",
-            f"GET /api/v1/users/me, {len(many_tokens or ())} users' tokens in rotation (few "
+            f"GET /api/v1/users/me, {len(rotated_tokens)} users' tokens in rotation (few "
             "remembered as verified) vs the minimal authenticated read",
             {
-                "steadfast": [_users_me("/api/v1/users/me", t) for t in many_tokens or ()],
-                "reference": [_users_me("/users/me", t) for t in many_tokens or ()],
+                "steadfast": [_users_me("/api/v1/users/me", t) for t in rotated_tokens],
+                "reference": [_users_me("/users/me", t) for t in rotated_tokens],
             },
             {"steadfast": 200, "reference": 200},
         ),
@@ -393,7 +394,7 @@ def build_scenarios(
         ),
     ]
     wanted = wanted_scenarios(context.args)
-    if "me-many" in wanted and not many_tokens:
+    if "me-many" in wanted and not rotated_tokens:
         raise ValueError("the me-many scenario needs its users' tokens (many_user_tokens)")
     unknown = set(wanted) - {scenario.name for scenario in every}
     if unknown:
