@@ -945,11 +945,12 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 x{tracing['p99_ratio']}; {tracing['exports']} OTLP exports received"
         )
     if many_tokens_ratios:
+        one_token = many_tokens_ratios["one_token_requests_per_s_ratio"]
         print(
             f"\n/users/me with {many_tokens_ratios['tokens']} users' tokens in rotation vs the "
             f"reference (paired medians; no target): req/s "
             f"x{many_tokens_ratios['requests_per_s_ratio']}, p99 x{many_tokens_ratios['p99_ratio']}"
-            f" (one token: x{many_tokens_ratios['one_token_requests_per_s_ratio']})"
+            + (f" (one token: x{one_token})" if one_token is not None else "")
         )
     for note in context.notes:
         print(f"NOTE: {note}")
