@@ -121,8 +121,9 @@ def test_extra_rounds_are_bounded_and_only_for_a_comparison_of_two_servers():
     assert not report.wants_another_round(alone, "me", ("steadfast",), rounds=3, extra_rounds=3)
 
 
-def test_the_extra_rounds_option_is_read_and_checked():
+def test_the_round_options_are_read_and_checked():
     assert parse_bench_args([]).extra_rounds == 3
+    assert parse_bench_args([]).rounds == 5
     assert parse_bench_args(["--extra-rounds", "0"]).extra_rounds == 0
     with pytest.raises(SystemExit):
         parse_bench_args(["--extra-rounds", "-1"])
