@@ -53,7 +53,7 @@ $(BENCH_VENV)/bin/.installed: requirements.txt
 	touch $@
 
 # Loopback benchmark of Steadfast against in-run baselines (docs/performance.md); a few minutes.
-# Options: make bench BENCH_ARGS="--duration 10 --rounds 5" BENCH_REDIS_URL=redis://127.0.0.1:6379/14
+# Options: make bench BENCH_ARGS="--duration 10 --rounds 8" BENCH_REDIS_URL=redis://127.0.0.1:6379/14
 bench: $(BENCH_VENV)/bin/.installed
 	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (Debian package)"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q wrk >/dev/null 2>&1 || \
