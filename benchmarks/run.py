@@ -117,9 +117,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=SUMMARY)
     env = os.environ.get
     parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "5")))
-    # 5, not 3: on a VM whose speed swings within seconds, one paired round of /users/me read
-    # 0.55-1.17 of the reference, and a median of 3 fell under 0.70 in 5 runs of 8 where the
-    # median round was 0.77 (docs/performance.md, finding 54).
+    # 5, not 3: where the host's speed swings within seconds, single paired rounds spread so
+    # widely that a median of 3 misread the /users/me ratio (docs/performance.md, finding 54).
     parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "5")))
     parser.add_argument(
         "--extra-rounds",
